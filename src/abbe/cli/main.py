@@ -1,0 +1,70 @@
+"""The ``abbe`` command: one verb per job. Verbs live in their own modules and only wire."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from abbe import __version__
+from abbe.cli import demo, evaluate, simulate
+from abbe.cli.common import EXIT_ERROR, fail, run_guarded
+
+app = typer.Typer(
+    name="abbe",
+    help="Deep learning for fluorescence microscopy: simulate, train, restore, verify.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(simulate.app, name="simulate")
+app.command("evaluate")(evaluate.evaluate)
+app.command("demo")(demo.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"abbe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Deep learning for fluorescence microscopy: simulate, train, restore, verify."""
+
+
+def _invoke(args: list[str]) -> int:
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="abbe", standalone_mode=False)
+    except (click.Abort, typer.Abort):
+        fail("aborted")
+        return 130
+    except Exception as exc:
+        # Usage errors come from click or from the copy of click that typer vendors: recognise
+        # them by their public interface rather than by class.
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        fail(f"{exc.format_message()}{hint}")
+        return EXIT_ERROR
+    return int(result or 0) if isinstance(result, int) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns (and exits with) the status."""
+    code = run_guarded(_invoke, list(sys.argv[1:] if argv is None else argv))
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Errors that abbe raises on purpose: each says which file is wrong and what to do about it.
+
+The command line turns any :class:`AbbeError` into one line, ``error: <file>: <message>``, and exit
+status 2. Anything else escaping to the user is a bug in abbe.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class AbbeError(Exception):
+    """Base of abbe's deliberate errors.
+
+    Parameters
+    ----------
+    message : what is wrong and, where possible, what to do.
+    path : the file or folder concerned, if any; it is printed first.
+    """
+
+    def __init__(self, message: str, path: str | PathLike[str] | None = None) -> None:
+        self.message = message
+        self.path = None if path is None else str(path)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class InputError(AbbeError):
+    """An input cannot be used: missing, corrupt, wrong axes, NaN, mismatched pairs."""
+
+
+class OutputExistsError(AbbeError):
+    """An output already exists and ``overwrite`` was not given."""
+
+
+class ConfigError(AbbeError):
+    """A configuration (YAML, JSON or arguments) is invalid."""
+
+
+class ModelError(AbbeError):
+    """A model folder or bundled model name cannot be loaded."""

@@ -1,0 +1,1 @@
+"""Restoration: classical baselines now; learned denoising and super-resolution join here."""
