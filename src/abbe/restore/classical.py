@@ -19,6 +19,7 @@ from scipy.signal import fftconvolve
 from abbe.errors import InputError
 
 _SQRT_3_2 = math.sqrt(1.5)
+_D_ZERO = 2 * math.sqrt(0.375)
 
 
 def anscombe(x: np.ndarray, *, gain: float = 1.0, offset: float = 0.0, read_noise: float = 0.0):
@@ -39,16 +40,19 @@ def inverse_anscombe(
 
     Mäkitalo & Foi (2013), eq. 7, applied in photon units (read noise divided by gain).
     """
-    d = np.maximum(np.asarray(d, dtype=np.float64), 1e-3)
+    d = np.asarray(d, dtype=np.float64)
     sigma = read_noise / gain
+    # The closed form reaches 0 at D = 2·√(3/8) (λ = 0); below it, its D⁻³ term diverges.
+    safe = np.maximum(d, _D_ZERO)
     lam = (
-        0.25 * d**2
-        + 0.25 * _SQRT_3_2 / d
-        - 1.375 / d**2
-        + 0.625 * _SQRT_3_2 / d**3
+        0.25 * safe**2
+        + 0.25 * _SQRT_3_2 / safe
+        - 1.375 / safe**2
+        + 0.625 * _SQRT_3_2 / safe**3
         - 0.125
         - sigma**2
     )
+    lam = np.where(d > _D_ZERO, lam, 0.0)
     return np.maximum(lam, 0.0) * gain + offset
 
 
@@ -65,7 +69,7 @@ def nlm(
     gain: float = 1.0,
     offset: float = 0.0,
     read_noise: float = 0.0,
-    strength: float = 0.8,
+    strength: float = 0.7,
     patch_size: int = 5,
     patch_distance: int = 6,
 ) -> np.ndarray:
