@@ -8,6 +8,8 @@ scale 1) and so that images larger than memory stream through dask. The result i
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +44,43 @@ def write_ome_zarr(
     max_levels : most levels written, level 0 included.
     """
     import dask.array as da
+
+    arr = data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
+    with ome_zarr_writer(
+        path,
+        arr.shape,
+        arr.dtype,
+        meta,
+        overwrite=overwrite,
+        chunk=chunk,
+        min_level_size=min_level_size,
+        max_levels=max_levels,
+    ) as level0:
+        da.store(arr.rechunk(level0.chunks), level0, lock=False)
+    return path
+
+
+@contextlib.contextmanager
+def ome_zarr_writer(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: Any,
+    meta: Meta,
+    *,
+    overwrite: bool = False,
+    chunk: int = 512,
+    min_level_size: int = 256,
+    max_levels: int = 6,
+) -> Iterator[Any]:
+    """Yield an empty level-0 zarr array to fill (e.g. tile by tile); on success build the pyramid,
+    write the NGFF metadata and move the store into place atomically."""
+    import dask.array as da
     import zarr
 
     axes = meta.axes
     if list(axes) != [a for a in "TCZYX" if a in axes]:
         raise InputError(f"OME-Zarr needs axes in TCZYX order, got {axes!r}", path)
-    arr = data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
     chunks = tuple(chunk if a in "YX" else 1 for a in axes)
-    arr = arr.rechunk(chunks)
     iy, ix = axes.index("Y"), axes.index("X")
     base = [1.0] * len(axes)
     px = meta.pixel_size_nm or 1.0
@@ -61,19 +92,19 @@ def write_ome_zarr(
 
     with atomic_path(path, overwrite=overwrite) as tmp:
         group = zarr.open_group(tmp, mode="w", zarr_format=3)
-        datasets = []
-        level, factor = arr, 1
-        for i in range(max_levels):
-            out = group.create_array(str(i), shape=level.shape, chunks=chunks, dtype=level.dtype)
-            da.store(level, out, lock=False)
-            scale = [s * factor if j in (iy, ix) else s for j, s in enumerate(base)]
-            datasets.append(
-                {"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
-            )
+        level0 = group.create_array("0", shape=shape, chunks=chunks, dtype=dtype)
+        yield level0
+        datasets = [_dataset(0, base, 1, iy, ix)]
+        level, factor = da.from_zarr(level0), 1
+        for i in range(1, max_levels):
             if min(level.shape[iy], level.shape[ix]) // 2 < min_level_size:
                 break
-            level = _downsample(da.from_zarr(out), iy, ix).rechunk(chunks)
+            level = _downsample(level, iy, ix).rechunk(chunks)
             factor *= 2
+            out = group.create_array(str(i), shape=level.shape, chunks=chunks, dtype=level.dtype)
+            da.store(level, out, lock=False)
+            level = da.from_zarr(out)
+            datasets.append(_dataset(i, base, factor, iy, ix))
         group.attrs["ome"] = {
             "version": "0.5",
             "multiscales": [
@@ -85,7 +116,11 @@ def write_ome_zarr(
             ],
         }
         group.attrs["abbe"] = dict(meta.extra)
-    return path
+
+
+def _dataset(i: int, base: list[float], factor: int, iy: int, ix: int) -> dict[str, Any]:
+    scale = [s * factor if j in (iy, ix) else s for j, s in enumerate(base)]
+    return {"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
 
 
 def _axis(letter: str, meta: Meta) -> dict[str, str]:

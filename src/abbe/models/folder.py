@@ -1,0 +1,88 @@
+"""A model is a folder: ``config.yaml``, ``weights.safetensors``, ``metrics.json``, ``history.csv``.
+
+Weights are read with safetensors only (no pickle); the config is validated before anything is
+built from it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from abbe.errors import ConfigError, ModelError
+from abbe.io.atomic import atomic_path
+
+CONFIG = "config.yaml"
+WEIGHTS = "weights.safetensors"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, with errors naming the file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError("file not found", path) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", path) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping of settings at the top level", path)
+    return data
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], path: Path | str) -> Any:
+    """Build a pydantic config, turning validation errors into one line naming the file."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"setting {where}: {first['msg']}{more}", path) from None
+
+
+def write_config(folder: Path, config: BaseModel) -> None:
+    with atomic_path(folder / CONFIG, overwrite=True) as tmp:
+        tmp.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def write_weights(folder: Path, state: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    with atomic_path(folder / WEIGHTS, overwrite=True) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def read_weights(folder: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    path = Path(folder) / WEIGHTS
+    if not path.exists():
+        raise ModelError(f"has no {WEIGHTS}; is it a trained abbe model folder?", folder)
+    try:
+        return load_file(str(path))
+    except Exception as exc:
+        raise ModelError(f"weights cannot be read ({exc})", path) from None
+
+
+def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
+    with atomic_path(folder / METRICS, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+
+
+def read_metrics(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / METRICS
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise ModelError("metrics.json is not valid JSON", path) from None

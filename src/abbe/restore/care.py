@@ -1,0 +1,66 @@
+"""CARE: supervised content-aware restoration from pairs of low- and high-quality images.
+
+Weigert et al., "Content-aware image restoration: pushing the limits of fluorescence
+microscopy", Nat Methods 15:1090 (2018).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from abbe.restore.model import RestorationConfig, RestorationModel
+from abbe.restore.training import train_model
+
+
+class CARE(RestorationModel):
+    """Supervised restoration U-Net (CARE).
+
+    Examples
+    --------
+    >>> care = CARE(RestorationConfig(training=TrainingConfig(max_time_s=120)))  # doctest: +SKIP
+    >>> care.fit(noisy_stack, clean_stack, axes="SYX")                           # doctest: +SKIP
+    >>> restored = care.predict(image, axes="YX")                                # doctest: +SKIP
+    """
+
+    def __init__(self, config: RestorationConfig | None = None) -> None:
+        super().__init__(config or RestorationConfig(method="care"))
+
+    def fit(
+        self,
+        inputs: np.ndarray | list[np.ndarray],
+        targets: np.ndarray | list[np.ndarray],
+        *,
+        axes: str = "YX",
+        validation: tuple[Any, Any] | None = None,
+        work_dir: str | Path | None = None,
+        resume: bool = False,
+        quiet: bool = True,
+        training_data: dict[str, Any] | None = None,
+    ) -> CARE:
+        """Train on input/target pairs.
+
+        Parameters
+        ----------
+        inputs, targets : arrays (or lists of arrays) of the same shapes, with ``axes``.
+        axes : e.g. ``YX``, ``SYX`` (a stack of samples), ``ZYX``.
+        validation : (inputs, targets) held out; default a fraction of the training images.
+        work_dir : model folder for checkpoints and history (a temporary folder when None).
+        resume : continue from ``work_dir``'s last checkpoint.
+        training_data : provenance recorded in the model's config.
+        """
+        train_model(
+            self,
+            inputs,
+            targets,
+            axes=axes,
+            validation=validation,
+            work_dir=work_dir,
+            resume=resume,
+            quiet=quiet,
+            masking=None,
+            training_data=training_data,
+        )
+        return self

@@ -1,0 +1,308 @@
+"""A trained restoration network with its normalization: predict, save, load.
+
+CARE and Noise2Void differ only in how they are trained; once trained, both are this object.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from abbe import __version__
+from abbe.data.normalize import PercentileNorm, denormalize, normalize, percentile_range
+from abbe.data.patches import N2VMasking
+from abbe.errors import InputError, ModelError, OutputExistsError
+from abbe.io.meta import check_axes
+from abbe.models import folder as mf
+from abbe.nn.unet import UNetConfig
+from abbe.train.config import TrainingConfig
+
+DEFAULT_MEMORY_MB = 1024
+
+
+class RestorationConfig(BaseModel):
+    """Everything needed to rebuild, use and retrain a restoration model (``config.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    method: Literal["care", "n2v"] = "care"
+    name: str = ""
+    description: str = ""
+    axes: Literal["YX", "ZYX"] = "YX"
+    network: UNetConfig = UNetConfig()
+    normalization: PercentileNorm = PercentileNorm()
+    training: TrainingConfig = TrainingConfig()
+    masking: N2VMasking | None = None
+    pixel_size_nm: float | None = Field(None, gt=0)
+    training_data: dict[str, Any] = Field(default_factory=dict)
+    abbe_version: str = __version__
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RestorationConfig:
+        if self.network.dims != len(self.axes):
+            raise ValueError(
+                f"axes {self.axes} need a {len(self.axes)}D network, "
+                f"got network.dims={self.network.dims}"
+            )
+        return self
+
+
+def _resolve_device(device: str | None) -> Any:
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class RestorationModel:
+    """A U-Net restoration model with its percentile normalization.
+
+    Parameters
+    ----------
+    config : the model's configuration (architecture, normalization, training).
+    """
+
+    config_class: type[RestorationConfig] = RestorationConfig
+
+    def __init__(self, config: RestorationConfig | None = None) -> None:
+        self.config = config or self.config_class()
+        self._network = None
+        self.metrics: dict[str, Any] = {}
+        self.history: list[dict[str, float]] = []
+        self.folder: Path | None = None
+
+    # ------------------------------------------------------------------ network
+    @property
+    def network(self) -> Any:
+        if self._network is None:
+            from abbe.nn.unet import UNet
+
+            self._network = UNet(self.config.network)
+        return self._network
+
+    @network.setter
+    def network(self, value: Any) -> None:
+        self._network = value
+
+    @property
+    def bytes_per_pixel(self) -> float:
+        """Rough peak memory per pixel of a forward pass (float32 activations, oneDNN buffers)."""
+        cfg = self.config.network
+        return 4.0 * cfg.width * (10 + 2 * cfg.convs_per_level)
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        image: Any,
+        axes: str = "YX",
+        *,
+        tile: int | str | None = "auto",
+        memory_mb: float = DEFAULT_MEMORY_MB,
+        device: str | None = "auto",
+        out: Any | None = None,
+        progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None,
+    ) -> Any:
+        """Restore an image.
+
+        Parameters
+        ----------
+        image : numpy, dask or zarr array.
+        axes : its axes, e.g. ``YX``, ``TYX`` (frame by frame), ``ZYX`` (a 3D model, or plane by
+            plane with a 2D model), ``CYX``.
+        tile : ``"auto"`` (from ``memory_mb``), a core edge in pixels, or None (one window).
+        memory_mb : memory budget for one window's activations.
+        device : ``auto`` (CUDA when present), ``cpu``, ``cuda``, …
+        out : array to write into (e.g. a zarr array for images larger than memory).
+        progress : wraps the tile iterator, e.g. with a progress bar.
+
+        Returns
+        -------
+        float32 array shaped like ``image`` (``out`` when given), in the input's units.
+        """
+        import torch
+
+        from abbe.nn.unet import fuse_batch_norm
+        from abbe.predict.tiling import auto_tile, predict_tiled
+
+        axes = check_axes(axes, image.ndim)
+        spatial = self.config.axes
+        if not set(spatial) <= set(axes):
+            raise InputError(f"a {spatial} model needs an image with axes {spatial}; got {axes}")
+        net_cfg = self.config.network
+        dev = _resolve_device(device)
+        net = fuse_batch_norm(_copy_network(self.network)).to(dev).eval()
+        memory_format = torch.channels_last if net_cfg.dims == 2 else torch.contiguous_format
+        net = net.to(memory_format=memory_format)
+        norm = self.config.normalization
+        lo, hi = percentile_range(image, norm.low, norm.high)
+        loop_axes = [a for a in axes if a not in spatial]
+        order = [axes.index(a) for a in loop_axes + list(spatial)]
+        view = _transpose(image, order)
+        n_loop = int(np.prod(view.shape[: len(loop_axes)])) if loop_axes else 1
+        spatial_shape = view.shape[len(loop_axes) :]
+        if out is None:
+            out = np.empty(image.shape, dtype=np.float32)
+        margin = (net_cfg.receptive_radius,) * len(spatial)
+        if tile == "auto":
+            tile_shape = auto_tile(
+                spatial_shape,
+                bytes_per_pixel=self.bytes_per_pixel,
+                memory_mb=memory_mb,
+                margin=margin,
+                multiple=net_cfg.multiple,
+            )
+        elif tile in (None, 0, "none"):
+            tile_shape = None
+        else:
+            tile_shape = (int(tile),) * len(spatial)
+
+        def run(window: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(normalize(window, lo, hi))[None].to(dev)
+            x = x.to(memory_format=memory_format)
+            with torch.inference_mode():
+                y = net(x)[0, : net_cfg.out_channels].float().cpu().numpy()
+            return denormalize(y, lo, hi)
+
+        for k in range(n_loop):
+            index = np.unravel_index(k, view.shape[: len(loop_axes)]) if loop_axes else ()
+            frame = view[index] if loop_axes else view
+            writer = _FrameWriter(out, axes, loop_axes, spatial, index)
+            predict_tiled(
+                run,
+                _AddChannel(frame),
+                spatial_ndim=len(spatial),
+                tile=tile_shape,
+                margin=margin,
+                multiple=net_cfg.multiple,
+                out=writer,
+                progress=progress,
+            )
+        return out
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the model folder (config, weights, metrics, history)."""
+        folder = Path(path)
+        if (folder / mf.WEIGHTS).exists() and not overwrite and folder != self.folder:
+            raise OutputExistsError("already holds a model; pass --overwrite to replace it", folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        mf.write_config(folder, self.config)
+        mf.write_weights(folder, self.network.state_dict())
+        mf.write_metrics(folder, self.metrics)
+        self.folder = folder
+        return folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> RestorationModel:
+        """Load a model folder written by :meth:`save`."""
+        folder = Path(path)
+        if not (folder / mf.CONFIG).exists():
+            raise ModelError("is not an abbe model folder (no config.yaml)", folder)
+        data = mf.read_yaml(folder / mf.CONFIG)
+        config = mf.validate(RestorationConfig, data, folder / mf.CONFIG)
+        model_cls = {"care": _care_class, "n2v": _n2v_class}[config.method]()
+        model = model_cls(config)
+        state = mf.read_weights(folder)
+        try:
+            model.network.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ModelError(
+                f"weights do not match config.yaml ({str(exc).splitlines()[0]})", folder
+            ) from None
+        model.network.eval()
+        model.metrics = mf.read_metrics(folder)
+        model.folder = folder
+        return model
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"{type(self).__name__}(name={c.name!r}, method={c.method!r}, axes={c.axes!r})"
+
+
+class _AddChannel:
+    """View a ``(*spatial)`` array as ``(1, *spatial)`` without reading it."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.ndim = array.ndim + 1
+        self.shape = (1, *array.shape)
+
+    def __getitem__(self, index: tuple) -> Any:
+        return self.array[index[1:]][None]
+
+
+def _transpose(array: Any, order: list[int]) -> Any:
+    if list(order) == list(range(len(order))):
+        return array
+    if isinstance(array, np.ndarray):
+        return array.transpose(order)
+    if hasattr(array, "transpose"):
+        return array.transpose(order)
+    raise InputError("this array type cannot be reordered; give axes in loop-then-spatial order")
+
+
+class _FrameWriter:
+    """Write ``(1, *spatial)`` cores of one frame into an output laid out in the input's axes.
+
+    Works for numpy, zarr and other arrays that accept ``out[key] = value``.
+    """
+
+    def __init__(
+        self, out: Any, axes: str, loop_axes: list[str], spatial: str, index: tuple
+    ) -> None:
+        self.out, self.axes, self.loop_axes, self.spatial = out, axes, loop_axes, spatial
+        self.index = tuple(int(i) for i in index)
+        present = [a for a in axes if a in spatial]
+        self.perm = [spatial.index(a) for a in present]
+
+    def __setitem__(self, key: tuple, value: np.ndarray) -> None:
+        full = []
+        for a in self.axes:
+            if a in self.loop_axes:
+                full.append(self.index[self.loop_axes.index(a)])
+            else:
+                full.append(key[1 + self.spatial.index(a)])
+        self.out[tuple(full)] = np.transpose(np.asarray(value)[0], self.perm)
+
+
+def _copy_network(net: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(net)
+
+
+def _care_class() -> type[RestorationModel]:
+    from abbe.restore.care import CARE
+
+    return CARE
+
+
+def _n2v_class() -> type[RestorationModel]:
+    from abbe.restore.n2v import N2V
+
+    return N2V
+
+
+def prepare_output_folder(folder: Path, *, resume: bool, overwrite: bool) -> None:
+    """Check a training output folder: refuse to clobber a model unless asked."""
+    has_model = (folder / mf.WEIGHTS).exists() or (folder / "checkpoints").exists()
+    if resume:
+        return
+    if has_model and not overwrite:
+        raise OutputExistsError(
+            "already holds a model or checkpoints; pass --resume to continue training or "
+            "--overwrite to start over",
+            folder,
+        )
+    if has_model and overwrite:
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        for name in (mf.WEIGHTS, mf.CONFIG, mf.METRICS, mf.HISTORY):
+            (folder / name).unlink(missing_ok=True)

@@ -1,0 +1,67 @@
+"""Noise2Void: self-supervised denoising from noisy images alone.
+
+Krull, Buchholz & Jug, "Noise2Void - learning denoising from single noisy images", CVPR 2019;
+Höck et al., "N2V2 - fixing Noise2Void checkerboard artifacts with modified sampling strategies
+and a tweaked network architecture", ECCV Workshops 2022.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from abbe.data.patches import N2VMasking
+from abbe.nn.unet import UNetConfig
+from abbe.restore.model import RestorationConfig, RestorationModel
+from abbe.restore.training import train_model
+
+
+def default_n2v_config() -> RestorationConfig:
+    """N2V2 defaults: blur-pool, no top skip connection, median replacement."""
+    return RestorationConfig(
+        method="n2v", network=UNetConfig(n2v2=True), masking=N2VMasking(strategy="median")
+    )
+
+
+class N2V(RestorationModel):
+    """Self-supervised denoising U-Net (Noise2Void / N2V2).
+
+    The network never sees the pixels it is scored on: a spread of pixels is replaced by
+    neighbours and the loss is taken only there, so with pixel-independent noise the best it can
+    do is predict the clean signal.
+    """
+
+    def __init__(self, config: RestorationConfig | None = None) -> None:
+        config = config or default_n2v_config()
+        if config.masking is None:
+            config = config.model_copy(update={"masking": N2VMasking()})
+        super().__init__(config)
+
+    def fit(
+        self,
+        inputs: np.ndarray | list[np.ndarray],
+        *,
+        axes: str = "YX",
+        validation: Any | None = None,
+        work_dir: str | Path | None = None,
+        resume: bool = False,
+        quiet: bool = True,
+        training_data: dict[str, Any] | None = None,
+    ) -> N2V:
+        """Train on noisy images (no targets); ``validation`` is a held-out noisy image set."""
+        val = None if validation is None else (validation, None)
+        train_model(
+            self,
+            inputs,
+            None,
+            axes=axes,
+            validation=val,
+            work_dir=work_dir,
+            resume=resume,
+            quiet=quiet,
+            masking=self.config.masking,
+            training_data=training_data,
+        )
+        return self

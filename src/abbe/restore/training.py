@@ -1,0 +1,171 @@
+"""Turning users' arrays into training pools, and the fit that CARE and N2V share."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from abbe.data.normalize import normalize, normalize_pair, percentile_range
+from abbe.data.patches import N2VMasking, PatchPool
+from abbe.errors import InputError
+from abbe.io.meta import check_axes
+
+
+def as_list(data: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(data, np.ndarray):
+        return [data]
+    return [np.asarray(d) for d in data]
+
+
+def split_images(image: np.ndarray, axes: str, spatial: str) -> list[np.ndarray]:
+    """Cut an image into ``(*spatial)`` samples along every other axis (S, T, C, or Z for 2D)."""
+    axes = check_axes(axes, image.ndim)
+    if not set(spatial) <= set(axes):
+        raise InputError(f"training images need axes {spatial}; got {axes}")
+    loop = [a for a in axes if a not in spatial]
+    order = [axes.index(a) for a in loop + list(spatial)]
+    arr = np.transpose(image, order)
+    return list(arr.reshape(-1, *arr.shape[len(loop) :]))
+
+
+def pairs(
+    inputs: np.ndarray | Sequence[np.ndarray],
+    targets: np.ndarray | Sequence[np.ndarray] | None,
+    axes: str,
+    spatial: str,
+) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """Check input/target pairs and split them into spatial samples."""
+    xs = as_list(inputs)
+    ys = None if targets is None else as_list(targets)
+    if ys is not None and len(xs) != len(ys):
+        raise InputError(f"{len(xs)} inputs but {len(ys)} targets; give one target per input")
+    out_x: list[np.ndarray] = []
+    out_y: list[np.ndarray] | None = None if ys is None else []
+    for i, x in enumerate(xs):
+        if ys is not None and x.shape != ys[i].shape:
+            raise InputError(
+                f"input {i} has shape {x.shape} but its target has shape {ys[i].shape}; "
+                "pairs must show the same field at the same size"
+            )
+        out_x += split_images(x, axes, spatial)
+        if ys is not None and out_y is not None:
+            out_y += split_images(ys[i], axes, spatial)
+    for i, x in enumerate(out_x):
+        if not np.all(np.isfinite(x)):
+            raise InputError(f"training image {i} contains NaN or infinite values")
+    return out_x, out_y
+
+
+def normalized(xs: list[np.ndarray], ys: list[np.ndarray] | None, norm: Any):
+    """Normalize each sample (and its target) and add the channel axis."""
+    nx, ny = [], []
+    for i, x in enumerate(xs):
+        if ys is None:
+            lo, hi = percentile_range(x, norm.low, norm.high)
+            nx.append(normalize(x, lo, hi)[None])
+        else:
+            a, b = normalize_pair(x, ys[i], norm)
+            nx.append(a[None])
+            ny.append(b[None])
+    return nx, (ny if ys is not None else None)
+
+
+def split_validation(
+    xs: list[np.ndarray], ys: list[np.ndarray] | None, fraction: float, patch: int
+) -> tuple[tuple[list, list | None], tuple[list, list | None] | None]:
+    """Hold out whole images, or (for one image) its last rows, for validation."""
+    if fraction <= 0:
+        return (xs, ys), None
+    if len(xs) >= 2:
+        n_val = max(1, math.ceil(fraction * len(xs)))
+        n_val = min(n_val, len(xs) - 1)
+        tr = (xs[:-n_val], ys[:-n_val] if ys is not None else None)
+        va = (xs[-n_val:], ys[-n_val:] if ys is not None else None)
+        return tr, va
+    rows = xs[0].shape[-2]
+    cut = rows - max(patch, round(fraction * rows))
+    if cut < patch:
+        return (xs, ys), None  # too small to split: validate on training patches
+
+    def top(a: np.ndarray) -> np.ndarray:
+        return a[..., :cut, :]
+
+    def bottom(a: np.ndarray) -> np.ndarray:
+        return a[..., cut:, :]
+
+    tr = ([top(xs[0])], [top(ys[0])] if ys is not None else None)
+    va = ([bottom(xs[0])], [bottom(ys[0])] if ys is not None else None)
+    return tr, va
+
+
+def train_model(
+    model: Any,
+    inputs: Any,
+    targets: Any,
+    *,
+    axes: str,
+    validation: tuple[Any, Any] | None,
+    work_dir: str | Path | None,
+    resume: bool,
+    quiet: bool,
+    masking: N2VMasking | None,
+    training_data: dict[str, Any] | None = None,
+) -> Any:
+    """Prepare pools from arrays and run the training engine; fills ``model``'s network."""
+    import torch
+
+    from abbe.train.engine import fit
+
+    cfg = model.config
+    spatial = cfg.axes
+    xs, ys = pairs(inputs, targets, axes, spatial)
+    xs, ys = normalized(xs, ys, cfg.normalization)
+    patch = cfg.training.patch_size
+    shape = (patch,) * len(spatial)
+    if validation is not None:
+        vx, vy = pairs(validation[0], validation[1], axes, spatial)
+        train_part, val_part = (xs, ys), normalized(vx, vy, cfg.normalization)
+    else:
+        train_part, val_part = split_validation(xs, ys, cfg.training.validation_fraction, patch)
+    pool = PatchPool(train_part[0], train_part[1], shape)
+    val_pool = PatchPool(val_part[0], val_part[1], shape) if val_part is not None else None
+    torch.manual_seed(cfg.training.seed)
+    if not resume:
+        model.network = None
+    net = model.network
+    tmp = None
+    if work_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="abbe-train-")
+        work_dir = tmp.name
+    try:
+        result = fit(
+            net,
+            pool,
+            val_pool,
+            cfg.training,
+            work_dir=Path(work_dir),
+            masking=masking,
+            resume=resume,
+            quiet=quiet,
+        )
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    model.network = result.network
+    model.history = result.history
+    model.metrics = {
+        "val_loss": result.val_loss,
+        "steps": result.steps,
+        "training_seconds": round(result.elapsed_s, 2),
+        "stopped_by": result.stopped_by,
+        "n_training_images": len(train_part[0]),
+        "n_validation_images": 0 if val_part is None else len(val_part[0]),
+    }
+    if training_data:
+        model.config = model.config.model_copy(update={"training_data": training_data})
+    return result

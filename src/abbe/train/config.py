@@ -1,0 +1,41 @@
+"""How a network is trained: validated before any work starts, stored with the model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainingConfig(BaseModel):
+    """Settings of the one training engine shared by every learned method.
+
+    A short budget is the common case on a CPU: the default schedule warms up, then decays the
+    learning rate by a cosine over whichever ends first, ``max_epochs`` or ``max_time_s``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    patch_size: int = Field(64, ge=8, description="Edge of training patches in pixels.")
+    batch_size: int = Field(16, ge=1)
+    steps_per_epoch: int = Field(50, ge=1, description="Batches between validations.")
+    max_epochs: int = Field(100, ge=1)
+    max_time_s: float | None = Field(None, gt=0, description="Stop after this much training.")
+    learning_rate: float = Field(1e-3, gt=0, description="Peak learning rate (Adam).")
+    final_learning_rate: float = Field(1e-5, ge=0, description="Learning rate at the end.")
+    warmup_steps: int = Field(20, ge=0)
+    schedule: Literal["cosine", "plateau", "constant"] = "cosine"
+    loss: Literal["mse", "l1", "laplace"] = "mse"
+    weight_decay: float = Field(0.0, ge=0)
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop when validation loss has not improved for this many epochs."
+    )
+    validation_fraction: float = Field(0.1, ge=0, lt=1)
+    validation_batches: int = Field(4, ge=1)
+    foreground_fraction: float = Field(0.5, ge=0, le=1)
+    augment: bool = True
+    seed: int = 0
+    accelerator: str = Field("auto", description="cpu, gpu/cuda, mps or auto (Lightning).")
+    devices: int | str = Field("auto", description="Device count or 'auto'; >1 GPU uses DDP.")
+    precision: str = Field("32-true", description="Lightning precision, e.g. 'bf16-mixed'.")
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores).")

@@ -1,0 +1,432 @@
+"""The one training engine (PyTorch Lightning) under every learned method in abbe.
+
+It gives each method: checkpoints after every epoch (safetensors, never pickle), ``resume`` after an
+interruption that continues exactly where the last checkpoint left off, a time budget, a warm-up +
+cosine (or plateau) learning-rate schedule, early stopping, a progress bar, ``history.csv``, seeded
+batches, and GPU or multi-GPU (DDP) training through Lightning when a GPU is present.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from abbe.data.patches import N2VMasking, PatchPool, augment_dihedral, batch_rng, n2v_mask
+from abbe.errors import InputError
+from abbe.io.atomic import atomic_path
+from abbe.train.checkpoint import SafeCheckpointIO
+from abbe.train.config import TrainingConfig
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+BEST = "best.ckpt"
+
+
+# ----------------------------------------------------------------------------------------- data
+class PatchBatches(torch.utils.data.Dataset):
+    """Batch ``i`` of epoch ``e``: patches drawn with a generator seeded by ``(seed, e, i)``.
+
+    With ``masking`` (Noise2Void) the target is the unmasked patch and the loss weight is the mask;
+    otherwise the weight is empty (all pixels count).
+    """
+
+    def __init__(
+        self,
+        pool: PatchPool,
+        cfg: TrainingConfig,
+        *,
+        n_batches: int,
+        masking: N2VMasking | None = None,
+        validation: bool = False,
+    ) -> None:
+        self.pool, self.cfg, self.n_batches, self.masking = pool, cfg, n_batches, masking
+        self.stream = 1 if validation else 0  # validation: the same batches at every epoch
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = batch_rng(self.cfg.seed, self.epoch, i, self.stream)
+        fg = self.cfg.foreground_fraction
+        x, y = self.pool.sample(self.cfg.batch_size, rng, foreground_fraction=fg)
+        if self.cfg.augment:
+            x, y = augment_dihedral([x, y], rng)
+        if self.masking is not None:
+            y = x
+            x, weight = n2v_mask(x, self.masking, rng)
+        else:
+            weight = np.zeros(0, dtype=np.float32)
+        return (
+            torch.from_numpy(np.ascontiguousarray(x)),
+            torch.from_numpy(np.ascontiguousarray(y)),
+            torch.from_numpy(weight),
+        )
+
+
+# ----------------------------------------------------------------------------------------- loss
+def restoration_loss(
+    kind: str, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """Pixel loss, averaged over ``weight`` (all pixels when it is empty).
+
+    ``laplace`` expects ``out`` to hold the mean then the log scale (probabilistic U-Net) and is
+    the negative log-likelihood ``|μ − y|/b + log b`` (Weigert et al. 2018).
+    """
+    c = target.shape[1]
+    mean = out[:, :c]
+    if kind == "mse":
+        per_pixel = (mean - target) ** 2
+    elif kind == "l1":
+        per_pixel = (mean - target).abs()
+    elif kind == "laplace":
+        log_b = out[:, c : 2 * c].clamp(-10, 10)
+        per_pixel = (mean - target).abs() * torch.exp(-log_b) + log_b
+    else:
+        raise InputError(f"unknown loss {kind!r}")
+    if weight.numel() == 0:
+        return per_pixel.mean()
+    return (per_pixel * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+class RestorationTask(L.LightningModule):
+    """A network, its loss and its optimizer, as Lightning trains them."""
+
+    def __init__(self, network: torch.nn.Module, cfg: TrainingConfig) -> None:
+        super().__init__()
+        self.network, self.cfg = network, cfg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def _step(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y, w = batch
+        return restoration_loss(self.cfg.loss, self.network(x), y, w)
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch)
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch[0].shape[0],
+        )
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self.log(
+            "val_loss",
+            self._step(batch),
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch[0].shape[0],
+        )
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.Adam(
+            self.network.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay
+        )
+        if self.cfg.schedule != "plateau":
+            return opt
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=10, min_lr=self.cfg.final_learning_rate
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
+
+
+# ------------------------------------------------------------------------------------ callbacks
+class Budget(Callback):
+    """Counts training time across resumes, stops at ``max_time_s``, and sets the learning rate.
+
+    The cosine runs over the fraction of the budget used: ``max(step/total_steps,
+    elapsed/max_time)``, so a time-limited run still ends at a low learning rate.
+    """
+
+    def __init__(self, cfg: TrainingConfig, total_steps: int) -> None:
+        self.cfg, self.total_steps = cfg, total_steps
+        self.elapsed = 0.0
+        self._t0: float | None = None
+        self.stopped_by = "epochs"
+
+    @property
+    def state_key(self) -> str:
+        return "abbe.Budget"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"elapsed": self.elapsed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.elapsed = float(state["elapsed"])
+
+    def progress(self, step: int) -> float:
+        p = step / max(self.total_steps, 1)
+        if self.cfg.max_time_s:
+            p = max(p, self.elapsed / self.cfg.max_time_s)
+        return min(p, 1.0)
+
+    def learning_rate(self, step: int) -> float:
+        cfg = self.cfg
+        if cfg.schedule != "cosine":
+            return cfg.learning_rate
+        if step < cfg.warmup_steps:
+            return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+        p = self.progress(step)
+        return cfg.final_learning_rate + 0.5 * (cfg.learning_rate - cfg.final_learning_rate) * (
+            1 + math.cos(math.pi * p)
+        )
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._t0 = time.perf_counter()
+        if self.cfg.schedule == "cosine":
+            lr = self.learning_rate(trainer.global_step)
+            for group in trainer.optimizers[0].param_groups:
+                group["lr"] = lr
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self._t0 is not None:
+            self.elapsed += time.perf_counter() - self._t0
+        if self.cfg.max_time_s and self.elapsed >= self.cfg.max_time_s:
+            self.stopped_by = "time"
+            trainer.should_stop = True
+
+
+class History(Callback):
+    """One row per epoch in ``history.csv``; the rows live in the checkpoint, so a resumed run
+    continues the same history."""
+
+    columns = ("epoch", "step", "elapsed_s", "lr", "train_loss", "val_loss")
+
+    def __init__(self, path: Path, budget: Budget) -> None:
+        self.path, self.budget = path, budget
+        self.rows: list[dict[str, float]] = []
+        self._losses: list[float] = []
+
+    @property
+    def state_key(self) -> str:
+        return "abbe.History"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = list(state["rows"])
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._losses = []
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self._losses.append(_scalar(outputs["loss"] if isinstance(outputs, dict) else outputs))
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        row = {
+            "epoch": trainer.current_epoch,
+            "step": trainer.global_step,
+            "elapsed_s": round(self.budget.elapsed, 3),
+            "lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "train_loss": float(np.mean(self._losses)) if self._losses else float("nan"),
+            "val_loss": _scalar(trainer.callback_metrics.get("val_loss")),
+        }
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        self.write()
+
+    def write(self) -> None:
+        with atomic_path(self.path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+class _EpochSeed(Callback):
+    def __init__(self, dataset: PatchBatches) -> None:
+        self.dataset = dataset
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.dataset.epoch = trainer.current_epoch
+
+
+def _scalar(value: Any) -> float:
+    if value is None:
+        return float("nan")
+    return float(value.item() if hasattr(value, "item") else value)
+
+
+# -------------------------------------------------------------------------------------------- fit
+@dataclass
+class FitResult:
+    """What training produced."""
+
+    network: torch.nn.Module
+    history: list[dict[str, float]] = field(default_factory=list)
+    val_loss: float = float("nan")
+    steps: int = 0
+    elapsed_s: float = 0.0
+    stopped_by: str = "epochs"
+    resumed: bool = False
+
+
+def fit(
+    network: torch.nn.Module,
+    train_pool: PatchPool,
+    val_pool: PatchPool | None,
+    cfg: TrainingConfig,
+    *,
+    work_dir: Path,
+    masking: N2VMasking | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    extra_callbacks: list[Callback] | None = None,
+    on_export: Callable[[torch.nn.Module], None] | None = None,
+) -> FitResult:
+    """Train ``network`` on patches from ``train_pool`` and return it with its history.
+
+    Parameters
+    ----------
+    network : the model to train (modified in place).
+    train_pool, val_pool : normalized training and validation images (validation may be None).
+    cfg : training settings.
+    work_dir : model folder; ``checkpoints/`` and ``history.csv`` are written there.
+    masking : Noise2Void masking (self-supervised) or None (supervised pairs).
+    resume : continue from ``work_dir/checkpoints/last.ckpt``.
+    quiet : no progress bar.
+    """
+    work_dir = Path(work_dir)
+    ckpt_dir = work_dir / CHECKPOINT_DIR
+    last = ckpt_dir / LAST
+    if resume and not last.exists():
+        raise InputError("no checkpoint to resume from; start without --resume", ckpt_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    total_steps = cfg.max_epochs * cfg.steps_per_epoch
+    train_data = PatchBatches(train_pool, cfg, n_batches=cfg.steps_per_epoch, masking=masking)
+    val_data = PatchBatches(
+        val_pool or train_pool,
+        cfg,
+        n_batches=cfg.validation_batches,
+        masking=masking,
+        validation=True,
+    )
+    loader = _loader(train_data)
+    val_loader = _loader(val_data)
+    budget = Budget(cfg, total_steps)
+    history = History(work_dir / "history.csv", budget)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+    )
+    callbacks: list[Callback] = [budget, history, checkpoint, _EpochSeed(train_data)]
+    if cfg.early_stopping_patience:
+        callbacks.append(EarlyStopping("val_loss", patience=cfg.early_stopping_patience))
+    callbacks += extra_callbacks or []
+    if not quiet:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar(leave=False))
+    task = RestorationTask(network, cfg)
+    with _quiet_lightning():
+        trainer = L.Trainer(
+            accelerator=cfg.accelerator,
+            devices=cfg.devices,
+            precision=cfg.precision,
+            max_epochs=cfg.max_epochs,
+            logger=False,
+            callbacks=callbacks,
+            plugins=[SafeCheckpointIO()],
+            enable_model_summary=False,
+            enable_progress_bar=not quiet,
+            num_sanity_val_steps=0,
+            log_every_n_steps=min(50, cfg.steps_per_epoch),
+            default_root_dir=str(work_dir),
+        )
+        trainer.fit(task, loader, val_loader, ckpt_path=str(last) if resume else None)
+        stopped_by = budget.stopped_by
+        if any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in callbacks):
+            stopped_by = "early_stopping"
+        final = trainer.validate(task, val_loader, verbose=False)[0]["val_loss"]
+    val_loss = float(final)
+    best = ckpt_dir / BEST
+    best_score = checkpoint.best_model_score
+    if best.exists() and best_score is not None and float(best_score) < val_loss:
+        from abbe.train.checkpoint import load as load_checkpoint
+
+        state = load_checkpoint(best)["state_dict"]
+        task.load_state_dict(state)
+        val_loss = float(best_score)
+    network = task.network.cpu().eval()
+    return FitResult(
+        network=network,
+        history=list(history.rows),
+        val_loss=val_loss,
+        steps=trainer.global_step,
+        elapsed_s=budget.elapsed,
+        stopped_by=stopped_by,
+        resumed=resume,
+    )
+
+
+def _loader(dataset: PatchBatches) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=0)
+
+
+class _quiet_lightning:
+    """Silence Lightning's start-up chatter and hints that do not apply to abbe's data."""
+
+    def __enter__(self) -> None:
+        self._levels = {}
+        for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+            logger = logging.getLogger(name)
+            self._levels[name] = logger.level
+            logger.setLevel(logging.WARNING)
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        for pattern in (
+            ".*does not have many workers.*",
+            ".*number of training batches.*",
+            ".*GPU available but not used.*",
+            ".*LeafSpec.*",
+            ".*Checkpoint directory.*exists and is not empty.*",
+        ):
+            warnings.filterwarnings("ignore", message=pattern)
+        os.environ.setdefault("PL_DISABLE_FORK", "1")
+
+    def __exit__(self, *exc: Any) -> None:
+        self._warnings.__exit__(*exc)
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
