@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# Two workers share two cores: one thread each keeps them from fighting.
+# Two workers share two cores: one thread each keeps them from fighting (OpenMP threads that
+# outnumber cores spin and slow everything down several-fold).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+try:
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+except ImportError:  # pragma: no cover
+    pass
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -46,3 +53,16 @@ def cli(capsys):
         return CLIResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def filament_pairs():
+    """Nine simulated 96² widefield filament images (30 photons peak) with their clean truth."""
+    from abbe import simulate
+
+    sims = [
+        simulate.widefield("filaments", size=96, photons=30, background=2, seed=s) for s in range(9)
+    ]
+    noisy = np.stack([s.input for s in sims])
+    clean = np.stack([s.clean for s in sims])
+    return noisy, clean

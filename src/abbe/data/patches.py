@@ -26,7 +26,7 @@ class N2VMasking(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    fraction: float = Field(0.02, gt=0, le=0.25, description="Fraction of pixels masked.")
+    fraction: float = Field(0.05, gt=0, le=0.25, description="Fraction of pixels masked.")
     strategy: Literal["uniform", "median"] = Field(
         "uniform", description="Replace by a random neighbour (N2V) or the neighbours' median."
     )

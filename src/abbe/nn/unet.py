@@ -42,6 +42,12 @@ class UNetConfig(BaseModel):
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
         if self.residual and self.in_channels != self.out_channels:
             raise ValueError("a residual U-Net needs as many input as output channels")
+        if self.residual and self.n2v2:
+            # Without the top skip, full-resolution layers never see the input: a residual
+            # connection would add the per-pixel noise back, uncorrectable.
+            raise ValueError(
+                "N2V2 (no top skip connection) cannot be residual; set residual: false"
+            )
         return self
 
     @property

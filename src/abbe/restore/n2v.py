@@ -21,7 +21,9 @@ from abbe.restore.training import train_model
 def default_n2v_config() -> RestorationConfig:
     """N2V2 defaults: blur-pool, no top skip connection, median replacement."""
     return RestorationConfig(
-        method="n2v", network=UNetConfig(n2v2=True), masking=N2VMasking(strategy="median")
+        method="n2v",
+        network=UNetConfig(n2v2=True, residual=False),
+        masking=N2VMasking(strategy="median"),
     )
 
 
