@@ -145,3 +145,19 @@ def test_restore_keeps_existing_outputs(cli, pair_folders):
     r = cli("restore", root / "in" / "img0.tif", "-m", root / "m", "-o", target)
     assert r.code == 2 and "--overwrite" in r.err
     assert target.read_bytes() == b"keep me"
+
+
+def test_restore_names_outputs_after_inputs_and_turns_png_into_tiff(tmp_path):
+    from pathlib import Path
+
+    from abbe.cli.restore import output_paths
+
+    inputs = [Path("a/x.png"), Path("b/y.tif"), Path("c/z.zarr")]
+    assert output_paths(inputs, tmp_path / "out") == [
+        tmp_path / "out" / "x.tif",
+        tmp_path / "out" / "y.tif",
+        tmp_path / "out" / "z.zarr",
+    ]
+    assert output_paths([Path("x.tif")], tmp_path / "single.tif") == [tmp_path / "single.tif"]
+    with pytest.raises(Exception, match="share a file name"):
+        output_paths([Path("a/x.tif"), Path("b/x.tif")], tmp_path / "out")

@@ -73,3 +73,17 @@ def test_bm3d_after_gat_beats_nlm_or_says_how_to_install_it():
         return
     out = classical.bm3d_gat(sim.input, read_noise=1.0)
     assert metrics.psnr(out, sim.clean) > metrics.psnr(sim.input, sim.clean) + 6
+
+
+@pytest.mark.parametrize(("gain", "offset", "read"), [(2.0, 10.0, 3.0), (0.5, 100.0, 1.0)])
+def test_noise_model_recovers_gain_and_intercept_from_repeated_captures(rng, gain, offset, read):
+    from abbe.restore.noise import estimate_noise_model
+
+    lam = rng.gamma(1.5, 10, (256, 256))
+    frames = gain * rng.poisson(lam, (8, 256, 256)) + offset + rng.normal(0, read, (8, 256, 256))
+    model = estimate_noise_model(frames)
+    assert model.gain == pytest.approx(gain, rel=0.03)
+    # The intercept σ² − α·μ is all the Anscombe transform needs.
+    assert model.intercept == pytest.approx(read**2 - gain * offset, abs=0.05 * gain * offset + 1)
+    d = classical.anscombe(frames, **model.anscombe_parameters())
+    assert d.var(axis=0, ddof=1).mean() == pytest.approx(1.0, abs=0.1)

@@ -121,3 +121,17 @@ def test_bad_parameters_are_refused():
         simulate.widefield(size=32, camera="webcam")
     with pytest.raises(InputError, match="at least 8"):
         simulate.widefield(size=4)
+
+
+def test_expected_input_is_the_recorded_image_without_noise_or_fixed_pattern():
+    sim = simulate.widefield("nuclei", size=64, photons=100, background=10, camera="scmos", seed=3)
+    cam = simulate.Camera.scmos((64, 64), seed=0)
+    assert sim.expected_input.shape == sim.input.shape
+    # Averaged over the field, the noise cancels: the mean recorded ADU matches the expectation.
+    assert sim.input.mean() == pytest.approx(sim.expected_input.mean(), rel=0.01)
+    # ADU are gain × QE × photons + offset (≈ 100): far from the photon-valued clean image.
+    slope, intercept = np.polyfit(sim.clean.ravel(), sim.expected_input.ravel(), 1)
+    assert slope == pytest.approx(cam.gain * cam.qe, rel=0.05)
+    # Exactly affine in the photons: no per-pixel offset or gain pattern is left in the target.
+    residual = sim.expected_input - (slope * sim.clean + intercept)
+    assert np.abs(residual).max() < 1e-3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from abbe.cli.common import out, print_json
@@ -9,8 +11,6 @@ from abbe.cli.common import out, print_json
 
 def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the bundled models, what they were trained on and how well they scored."""
-    from rich.table import Table
-
     from abbe.models import available
 
     rows = available()
@@ -20,19 +20,36 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     if not rows:
         out.print("no bundled models")
         return
-    table = Table(title="bundled models (use the name with -m)", show_lines=True)
-    for col in ("name", "method", "axes", "what it does", "trained on", "validation"):
-        table.add_column(col, overflow="fold")
     for r in rows:
-        data = r["training_data"] or {}
-        scores = r["metrics"].get("validation", {})
-        score_text = "\n".join(f"{k}: {v}" for k, v in scores.items()) or "—"
-        table.add_row(
-            r["name"],
-            r["method"],
-            r["axes"],
-            r["description"],
-            str(data.get("summary", "—")),
-            score_text,
+        _describe(r)
+
+
+def _describe(r: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out.print(
+        f"[bold]{r['name']}[/bold]  ({r['method'].upper()}, axes {r['axes']}, "
+        f"{r['size_kb'] / 1024:.1f} MB; use with -m {r['name']})"
+    )
+    out.print(f"  {r['description']}")
+    summary = (r["training_data"] or {}).get("summary")
+    if summary:
+        out.print(f"  trained on: {summary}")
+    validation = r["metrics"].get("validation") or {}
+    if validation.get("rows"):
+        levels = list(next(iter(validation["rows"].values())))
+        table = Table(
+            title="  validation, PSNR in dB: model / input / non-local means",
+            title_justify="left",
+            box=None,
+            padding=(0, 2),
         )
-    out.print(table)
+        table.add_column("  structure", no_wrap=True)
+        for level in levels:
+            table.add_column(f"{level} photons", justify="right", no_wrap=True)
+        for structure, cells in validation["rows"].items():
+            table.add_row(
+                f"  {structure}", *[f"{c[0]:.1f}/{c[1]:.1f}/{c[2]:.1f}" for c in cells.values()]
+            )
+        out.print(table)
+    out.print()

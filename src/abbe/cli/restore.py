@@ -74,10 +74,8 @@ def restore(
 
         torch.set_num_threads(threads)
     m = models.load(model)
-    for path, target in zip(
-        inputs, progress(inputs, "restoring", quiet=quiet or len(inputs) < 2), strict=False
-    ):
-        target = targets[inputs.index(path)]
+    jobs = list(zip(inputs, targets, strict=True))
+    for path, target in progress(jobs, "restoring", quiet=quiet or len(jobs) < 2):
         lazy = path.name.lower().endswith(".zarr") or target.name.lower().endswith(".zarr")
         data, meta = io.read(path, axes=axes, lazy=lazy)
         tiles = _tile_progress(quiet)

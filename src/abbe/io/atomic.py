@@ -12,6 +12,16 @@ from pathlib import Path
 from abbe.errors import OutputExistsError
 
 
+def _default_mode() -> int:
+    """Permissions a new file gets here (0o666 minus the umask); some writers create 0o600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _default_mode()
+
+
 def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """Raise :class:`OutputExistsError` if ``path`` exists and ``overwrite`` is False."""
     p = Path(path)
@@ -52,6 +62,7 @@ def commit(tmp: Path, final: Path) -> None:
     else:
         if final.is_dir():
             _remove(final)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, final)
 
 

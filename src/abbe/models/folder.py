@@ -78,6 +78,13 @@ def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
 
 
+def write_history(folder: Path, rows: list[dict[str, Any]]) -> None:
+    """One row per epoch (the engine writes the same file while training)."""
+    from abbe.io.tables import write_rows
+
+    write_rows(folder / HISTORY, rows)
+
+
 def read_metrics(folder: Path) -> dict[str, Any]:
     path = Path(folder) / METRICS
     if not path.exists():

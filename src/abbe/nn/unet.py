@@ -35,6 +35,11 @@ class UNetConfig(BaseModel):
     n2v2: bool = Field(False, description="Blur-pool downsampling and no top skip (N2V2).")
     probabilistic: bool = Field(False, description="Also predict a Laplace scale per pixel.")
     pool_z: bool = Field(True, description="3D only: downsample Z as well as Y and X.")
+    taper: bool = Field(
+        False,
+        description="The last convolution of the bottom and of each decoder block outputs the "
+        "next level's width (CSBDeep/CAREamics style): fewer parameters and operations.",
+    )
 
     @model_validator(mode="after")
     def _odd_kernel(self) -> UNetConfig:
@@ -87,22 +92,27 @@ def _norm(dims: int) -> type[nn.Module]:
 
 
 class _Block(nn.Sequential):
-    """``n`` convolutions, each followed by optional batch norm and a ReLU."""
+    """``n`` convolutions, each followed by optional batch norm and a ReLU.
 
-    def __init__(self, cin: int, cout: int, cfg: UNetConfig) -> None:
+    ``last`` sets the output width of the final convolution (default ``cout``).
+    """
+
+    def __init__(self, cin: int, cout: int, cfg: UNetConfig, last: int | None = None) -> None:
         layers: list[nn.Module] = []
-        for i in range(cfg.convs_per_level):
+        n = cfg.convs_per_level
+        for i in range(n):
+            width = last if (last is not None and i == n - 1) else cout
             layers.append(
                 _conv(cfg.dims)(
                     cin if i == 0 else cout,
-                    cout,
+                    width,
                     cfg.kernel_size,
                     padding=cfg.kernel_size // 2,
                     bias=not cfg.batch_norm,
                 )
             )
             if cfg.batch_norm:
-                layers.append(_norm(cfg.dims)(cout))
+                layers.append(_norm(cfg.dims)(width))
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
 
@@ -164,11 +174,14 @@ class UNet(nn.Module):
                 pool = nn.MaxPool2d(2) if cfg.dims == 2 else nn.MaxPool3d(window)
                 self.pool.append(pool)
             cin = widths[level]
-        self.bottom = _Block(cin, widths[cfg.depth], cfg)
+        below = widths[cfg.depth - 1] if cfg.taper else None
+        self.bottom = _Block(cin, widths[cfg.depth], cfg, last=below)
         self.up = nn.ModuleList()
         for level in reversed(range(cfg.depth)):
             skip = 0 if (cfg.n2v2 and level == 0) else widths[level]
-            self.up.append(_Block(widths[level + 1] + skip, widths[level], cfg))
+            incoming = widths[level] if cfg.taper else widths[level + 1]
+            last = widths[max(level - 1, 0)] if cfg.taper else None
+            self.up.append(_Block(incoming + skip, widths[level], cfg, last=last))
         n_out = cfg.out_channels * (2 if cfg.probabilistic else 1)
         self.head = conv(widths[0], n_out, 1)
         self._scale = (2.0, 2.0) if cfg.dims == 2 else ((2.0 if cfg.pool_z else 1.0), 2.0, 2.0)

@@ -36,24 +36,65 @@ def side_by_side(
         panel its own). Use the truth, so that a dim or bright result is seen as such.
     captions : title → text shown under the panel (e.g. its scores).
     """
+    return grid(
+        [panels],
+        path,
+        pixel_size_nm=pixel_size_nm,
+        references=[reference],
+        captions=captions,
+        overwrite=overwrite,
+        panel_inches=panel_inches,
+    )
+
+
+def grid(
+    rows: list[dict[str, np.ndarray]],
+    path: str | Path,
+    *,
+    pixel_size_nm: float | list[float | None] | None = None,
+    references: list[str | None] | None = None,
+    captions: dict[str, str] | list[dict[str, str]] | None = None,
+    row_titles: list[str] | None = None,
+    overwrite: bool = False,
+    panel_inches: float = 3.0,
+) -> Path:
+    """Save rows of images as one PNG; each row shares the contrast of its reference panel.
+
+    ``captions`` maps panel titles to text, for all rows or (a list) row by row.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(panel_inches * n, panel_inches + 0.6), squeeze=False)
-    ref = display_range(panels[reference]) if reference else None
-    for ax, (title, img) in zip(axes[0], panels.items(), strict=True):
-        lo, hi = ref if ref else display_range(img)
-        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
-        ax.set_title(title, fontsize=11)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if captions and title in captions:
-            ax.set_xlabel(captions[title], fontsize=9)
-        if pixel_size_nm:
-            _scale_bar(ax, img.shape, pixel_size_nm)
+    ncol = max(len(r) for r in rows)
+    fig, axes = plt.subplots(
+        len(rows),
+        ncol,
+        figsize=(panel_inches * ncol, (panel_inches + 0.6) * len(rows)),
+        squeeze=False,
+    )
+    sizes = pixel_size_nm if isinstance(pixel_size_nm, list) else [pixel_size_nm] * len(rows)
+    refs = references or [None] * len(rows)
+    row_captions = captions if isinstance(captions, list) else [captions or {}] * len(rows)
+    for i, panels in enumerate(rows):
+        ref = display_range(panels[refs[i]]) if refs[i] else None
+        for j, ax in enumerate(axes[i]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(panels):
+                ax.axis("off")
+                continue
+            title, img = list(panels.items())[j]
+            lo, hi = ref if ref else display_range(img)
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_title(title, fontsize=10)
+            if title in row_captions[i]:
+                ax.set_xlabel(row_captions[i][title], fontsize=8.5)
+            if sizes[i]:
+                _scale_bar(ax, img.shape, sizes[i])
+        if row_titles:
+            axes[i][0].set_ylabel(row_titles[i], fontsize=11)
     fig.tight_layout()
     with atomic_path(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

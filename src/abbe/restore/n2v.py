@@ -16,13 +16,20 @@ from abbe.data.patches import N2VMasking
 from abbe.nn.unet import UNetConfig
 from abbe.restore.model import RestorationConfig, RestorationModel
 from abbe.restore.training import train_model
+from abbe.train.config import TrainingConfig
 
 
 def default_n2v_config() -> RestorationConfig:
-    """N2V2 defaults: blur-pool, no top skip connection, median replacement."""
+    """N2V2 defaults: blur-pool, no top skip connection, median replacement of 5 % of pixels.
+
+    Width 16 and depth 3 (a 51-pixel receptive radius) matched width 32, depth 2 in a fixed CPU
+    budget while taking 2.5× the steps (measured with ``benchmarks/denoise.py``'s protocol).
+    """
     return RestorationConfig(
         method="n2v",
-        network=UNetConfig(n2v2=True, residual=False),
+        network=UNetConfig(width=16, depth=3, n2v2=True, residual=False),
+        # The loss sees only the masked 5 %: a larger batch keeps its gradient steady.
+        training=TrainingConfig(batch_size=16),
         masking=N2VMasking(strategy="median"),
     )
 

@@ -178,6 +178,17 @@ class Camera:
         """Mean recorded value for expected photon counts (before ADC rounding and clipping)."""
         return self.total_gain * self.qe * np.asarray(photons) + self.offset
 
+    def nominal(self, photons: np.ndarray) -> np.ndarray:
+        """Noise-free response with the sensor's average gain and offset (ADU).
+
+        Per-pixel offset and gain variations of an sCMOS are fixed-pattern noise, not signal:
+        this is the image a perfect restoration of the camera's output should return.
+        """
+        gain = self.gain * self.em_gain * self.qe
+        if self.gain_map is not None:
+            gain = gain * float(np.mean(self.gain_map))
+        return gain * np.asarray(photons) + float(np.mean(self.offset))
+
     def variance(self, photons: np.ndarray) -> np.ndarray:
         """Variance of the recorded value (ADU²) for expected photon counts, without the ADC."""
         g = self.gain if self.gain_map is None else self.gain * self.gain_map

@@ -32,6 +32,9 @@ class WidefieldSimulation:
         summing ``object`` blurred by the PSF over each camera pixel gives ``clean - background``.
     labels : (Y, X) int32 instance labels on the camera grid (nuclei), or None.
     params : every parameter of the simulation, JSON-serializable.
+    expected_input : (Y, X) float32 noise-free image in the input's units: ``clean`` through the
+        camera's average gain and offset (an sCMOS's per-pixel variations are fixed-pattern noise,
+        left out); equal to ``clean`` for an ideal camera. The target of a restoration.
     """
 
     input: np.ndarray
@@ -39,6 +42,7 @@ class WidefieldSimulation:
     object: np.ndarray
     labels: np.ndarray | None
     params: dict[str, Any] = field(default_factory=dict)
+    expected_input: np.ndarray | None = None
 
     @property
     def pixel_size_nm(self) -> float:
@@ -195,7 +199,8 @@ def widefield(
         "specimen_options": specimen_options or {},
         "units": {"input": cam.describe()["units"], "clean": "photons", "object": "photons"},
     }
-    return WidefieldSimulation(recorded, clean, obj, labels, params)
+    expected = np.asarray(cam.nominal(clean), dtype=np.float32)
+    return WidefieldSimulation(recorded, clean, obj, labels, params, expected)
 
 
 def _pad_specimen(spec: Specimen, shape: tuple[int, int], oversample: int, margin: int) -> Specimen:

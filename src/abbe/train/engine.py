@@ -8,7 +8,6 @@ batches, and GPU or multi-GPU (DDP) training through Lightning when a GPU is pre
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -26,7 +25,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from abbe.data.patches import N2VMasking, PatchPool, augment_dihedral, batch_rng, n2v_mask
 from abbe.errors import InputError
-from abbe.io.atomic import atomic_path
+from abbe.io.tables import write_rows
 from abbe.train.checkpoint import SafeCheckpointIO
 from abbe.train.config import TrainingConfig
 
@@ -264,10 +263,7 @@ class History(Callback):
         self.write()
 
     def write(self) -> None:
-        with atomic_path(self.path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        write_rows(self.path, self.rows, columns=self.columns)
 
 
 class _EpochSeed(Callback):
