@@ -2,8 +2,10 @@
 
 Runs inside the CAREamics venv (``benchmarks/peers/setup_careamics.sh``), never abbe's; abbe is not
 imported here. CAREamics' own defaults are kept (UNet depth 2, 32 channels, batch norm, Adam +
-ReduceLROnPlateau, mean/std normalization, tiles with overlap 48); only the training time is fixed,
-with Lightning's Timer, so every learner gets the same budget.
+ReduceLROnPlateau, mean/std normalization, tiles with overlap 48) but for two things: the
+training time is fixed with Lightning's Timer, and its default early stopping (Lightning's
+patience of 3 validations, which ended CARE after about 60 s here) is switched off, so that every
+learner uses the same budget.
 
     python careamics_run.py --algorithm care --data data.npz --seconds 240 --out result.npz
 """
@@ -68,6 +70,7 @@ def main() -> None:
         config = create_care_config(experiment_name="bench_care", **common)
     else:
         config = create_n2v_config(experiment_name="bench_n2v", **common)
+    config.training_config.early_stopping_params = None  # use the whole time budget
     work = tempfile.mkdtemp(prefix="careamics-")
     timer = Timer(duration=timedelta(seconds=args.seconds), interval="step")
     model = CAREamist(config, work_dir=work, callbacks=[timer], enable_progress_bar=False)
@@ -79,7 +82,7 @@ def main() -> None:
     train_s = time.perf_counter() - t0
     test = data["test"].astype(np.float32)
     t0 = time.perf_counter()
-    pred = model.predict(test, axes="YX", tile_size=(256, 256), tile_overlap=(48, 48))
+    pred = model.predict(test[None], axes="SYX", tile_size=(256, 256), tile_overlap=(48, 48))
     predict_s = time.perf_counter() - t0
     pred = np.asarray(pred[0] if isinstance(pred, list | tuple) else pred).squeeze()
     result = {
@@ -91,11 +94,13 @@ def main() -> None:
     }
     if args.big:
         big = np.load(args.big).astype(np.float32)
-        model.predict(big[:512, :512], axes="YX", tile_size=(512, 512), tile_overlap=(48, 48))
+        model.predict(
+            big[None, :512, :512], axes="SYX", tile_size=(512, 512), tile_overlap=(48, 48)
+        )
 
         def run():
             t = time.perf_counter()
-            out = model.predict(big, axes="YX", tile_size=(512, 512), tile_overlap=(48, 48))
+            out = model.predict(big[None], axes="SYX", tile_size=(512, 512), tile_overlap=(48, 48))
             return time.perf_counter() - t, out
 
         (seconds, _), peak = _peak_rss_mb(run)

@@ -217,3 +217,10 @@ def test_transpose_to_reorders_and_adds_axes():
     b = io.transpose_to(a, "YXC", "CZYX")
     assert b.shape == (4, 1, 2, 3)
     assert b[3, 0, 1, 2] == a[1, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["a.tif", "a.ome.tif"])
+def test_an_image_written_without_pixel_size_reads_back_without_one(tmp_path, name):
+    # A default resolution tag must not turn into a made-up calibration (e.g. 1 µm pixels).
+    io.write(tmp_path / name, np.ones((16, 16), np.float32))
+    assert io.read(tmp_path / name)[1].pixel_size_nm is None

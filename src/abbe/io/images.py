@@ -396,6 +396,13 @@ def _resolution_args(meta: Meta, per: float) -> dict[str, Any]:
     return {"resolution": (per / meta.pixel_size_nm, per / meta.pixel_size_nm)}
 
 
+def _centimetre_resolution(meta: Meta) -> dict[str, Any]:
+    kwargs = _resolution_args(meta, 1e7)
+    if kwargs:
+        kwargs["resolutionunit"] = "CENTIMETER"
+    return kwargs
+
+
 def _extra_json(meta: Meta) -> dict[str, Any]:
     return json.loads(json.dumps(meta.extra, default=_jsonable))
 
@@ -411,7 +418,9 @@ def _jsonable(value: Any) -> Any:
 def _write_imagej(tmp: Path, arr: np.ndarray, meta: Meta) -> None:
     import tifffile
 
-    md: dict[str, Any] = {"axes": meta.axes, "unit": "um"}
+    md: dict[str, Any] = {"axes": meta.axes}
+    if meta.pixel_size_nm:  # without it, "um" and the default 1/1 tag would read back as 1 µm
+        md["unit"] = "um"
     if meta.z_step_nm:
         md["spacing"] = meta.z_step_nm / 1e3
     if meta.frame_interval_s:
@@ -438,13 +447,7 @@ def _write_ome_tiff(tmp: Path, arr: np.ndarray, meta: Meta) -> None:
     if meta.frame_interval_s:
         md.update(TimeIncrement=meta.frame_interval_s, TimeIncrementUnit="s")
     tifffile.imwrite(
-        tmp,
-        arr,
-        ome=True,
-        metadata=md,
-        photometric="minisblack",
-        **_resolution_args(meta, 1e7),
-        resolutionunit="CENTIMETER",
+        tmp, arr, ome=True, metadata=md, photometric="minisblack", **_centimetre_resolution(meta)
     )
 
 
@@ -455,7 +458,6 @@ def _write_shaped(tmp: Path, arr: np.ndarray, meta: Meta) -> None:
     for key in ("pixel_size_nm", "z_step_nm", "frame_interval_s"):
         if getattr(meta, key):
             md[key] = getattr(meta, key)
-    kwargs = _resolution_args(meta, 1e7)
-    if kwargs:
-        kwargs["resolutionunit"] = "CENTIMETER"
-    tifffile.imwrite(tmp, arr, metadata=md, photometric="minisblack", **kwargs)
+    tifffile.imwrite(
+        tmp, arr, metadata=md, photometric="minisblack", **_centimetre_resolution(meta)
+    )
