@@ -8,7 +8,7 @@ import click
 import typer
 
 from abbe import __version__
-from abbe.cli import demo, evaluate, models, restore, simulate, train
+from abbe.cli import demo, evaluate, models, resolution, restore, simulate, train, verify
 from abbe.cli.common import EXIT_ERROR, fail, run_guarded
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app.add_typer(simulate.app, name="simulate")
 app.add_typer(train.app, name="train")
 app.command("restore")(restore.restore)
 app.command("evaluate")(evaluate.evaluate)
+app.command("resolution")(resolution.resolution)
+app.command("verify")(verify.verify)
 app.command("models")(models.models)
 app.command("demo")(demo.demo)
 

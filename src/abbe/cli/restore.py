@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import typer
 
 from abbe.cli.common import err, out
 from abbe.errors import InputError
+from abbe.trust.ood import OutOfDistributionWarning
 
 _FILE_SUFFIXES = (".tif", ".tiff", ".zarr")
 
@@ -55,6 +57,12 @@ def restore(
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: all)."),
+    uncertainty: bool = typer.Option(
+        False,
+        "--uncertainty",
+        help="Also write <output>_uncertainty.tif: per-pixel standard deviation (calibrated; "
+        "probabilistic models).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary."),
 ) -> None:
@@ -69,6 +77,8 @@ def restore(
             raise InputError("file not found", p)
     for t in targets:
         io.check_writable(t, overwrite=overwrite)
+        if uncertainty:
+            io.check_writable(uncertainty_path(t), overwrite=overwrite)
     if threads:
         import torch
 
@@ -78,27 +88,62 @@ def restore(
     for path, target in progress(jobs, "restoring", quiet=quiet or len(jobs) < 2):
         lazy = path.name.lower().endswith(".zarr") or target.name.lower().endswith(".zarr")
         data, meta = io.read(path, axes=axes, lazy=lazy)
-        tiles = _tile_progress(quiet)
-        if target.name.lower().endswith(".zarr"):
-            from abbe.io.zarr import ome_zarr_writer
-
-            with ome_zarr_writer(target, data.shape, "float32", meta, overwrite=overwrite) as z:
-                m.predict(
-                    data,
-                    meta.axes,
-                    tile=tile_value,
-                    memory_mb=memory_mb,
-                    device=device,
-                    out=z,
-                    progress=tiles,
-                )
-        else:
-            result = m.predict(
-                data, meta.axes, tile=tile_value, memory_mb=memory_mb, device=device, progress=tiles
-            )
-            io.write(target, result, meta.replace(source=str(path)), overwrite=overwrite)
+        options = {
+            "tile": tile_value,
+            "memory_mb": memory_mb,
+            "device": device,
+            "progress": _tile_progress(quiet),
+            "uncertainty": uncertainty,
+        }
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", OutOfDistributionWarning)
+            _restore_one(m, data, meta.replace(source=str(path)), target, options, overwrite)
+        for w in caught:
+            if issubclass(w.category, OutOfDistributionWarning):
+                err.print(f"warning: {path}: {w.message}", markup=False)
         if not quiet:
-            out.print(f"{path} → {target}")
+            extra = f" (+ {uncertainty_path(target).name})" if uncertainty else ""
+            out.print(f"{path} → {target}{extra}")
+
+
+def uncertainty_path(target: Path) -> Path:
+    """Where the uncertainty map of an output goes: ``<stem>_uncertainty<suffix>``."""
+    name = target.name
+    for suffix in (".ome.tif", ".ome.tiff", ".tif", ".tiff", ".zarr"):
+        if name.lower().endswith(suffix):
+            return target.with_name(name[: -len(suffix)] + "_uncertainty" + name[-len(suffix) :])
+    return target.with_name(target.stem + "_uncertainty.tif")
+
+
+def _restore_one(
+    model: Any, data: Any, meta: Any, target: Path, options: dict, overwrite: bool
+) -> None:
+    from abbe import io
+
+    want = options["uncertainty"]
+    if target.name.lower().endswith(".zarr"):
+        from contextlib import ExitStack
+
+        from abbe.io.zarr import ome_zarr_writer
+
+        with ExitStack() as stack:
+            z = stack.enter_context(
+                ome_zarr_writer(target, data.shape, "float32", meta, overwrite=overwrite)
+            )
+            u = None
+            if want:
+                u = stack.enter_context(
+                    ome_zarr_writer(
+                        uncertainty_path(target), data.shape, "float32", meta, overwrite=overwrite
+                    )
+                )
+            model.predict(data, meta.axes, out=z, out_uncertainty=u, **options)
+        return
+    result = model.predict(data, meta.axes, **options)
+    restored, sd = result if want else (result, None)
+    io.write(target, restored, meta, overwrite=overwrite)
+    if sd is not None:
+        io.write(uncertainty_path(target), sd, meta, overwrite=overwrite)
 
 
 def _tile_progress(quiet: bool) -> Any:

@@ -87,14 +87,17 @@ def widefield(
     recorded = sim.input
     if camera is not CameraName.ideal and sim.params["camera"]["bits"] == 16:
         recorded = recorded.astype(np.uint16)  # what the camera writes
+    units = sim.params["units"]["input"]
     meta = io.Meta(axes="YX", pixel_size_nm=pixel_size, extra={"simulation": "widefield"})
+    input_meta = meta.replace(extra={**meta.extra, "units": units})
+    meta = meta.replace(extra={**meta.extra, "units": "photons"})
     fine = meta.replace(pixel_size_nm=sim.object_pixel_size_nm)
     with outputs as tmp:
-        io.write(tmp["input.tif"], recorded, meta)
+        io.write(tmp["input.tif"], recorded, input_meta)
         io.write(tmp["clean.tif"], sim.clean, meta)
         io.write(tmp["object.tif"], sim.object, fine)
         if sim.labels is not None:
-            io.write(tmp["labels.tif"], sim.labels, meta)
+            io.write(tmp["labels.tif"], sim.labels, io.Meta("YX", pixel_size_nm=pixel_size))
         write_json(tmp["params.json"], sim.params, overwrite=False)
     if not quiet:
         units = sim.params["units"]["input"]

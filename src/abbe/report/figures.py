@@ -117,3 +117,82 @@ def _scale_bar(ax, shape: tuple[int, ...], pixel_size_nm: float) -> None:
     ax.plot([x0, x0 + px], [y, y], color="white", linewidth=3, solid_capstyle="butt")
     label = f"{length / 1e3:g} µm" if length >= 1000 else f"{length:g} nm"
     ax.text(x0 + px / 2, y - h * 0.03, label, color="white", ha="center", va="bottom", fontsize=9)
+
+
+def resolution_plot(
+    path: str | Path,
+    *,
+    frc: object | None = None,
+    decorrelation: object | None = None,
+    pixel_size_nm: float | None = None,
+    title: str = "",
+    overwrite: bool = False,
+    ax: object | None = None,
+) -> Path | None:
+    """Plot an FRC curve with its threshold and decorrelation curves, resolutions marked.
+
+    Frequencies are in cycles/µm; the decorrelation radii (Nyquist = 1) are converted with
+    ``pixel_size_nm``. With ``ax``, draw into it and write nothing.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    if frc is not None:
+        f = frc.frequency * 1e3
+        ax.plot(f, frc.curve, color="tab:blue", lw=1.6, label="FRC")
+        ax.plot(
+            f,
+            frc.threshold,
+            color="tab:blue",
+            lw=1,
+            ls="--",
+            label=f"threshold {frc.threshold_name}",
+        )
+        if np.isfinite(frc.resolution_nm):
+            ax.axvline(1e3 / frc.resolution_nm, color="tab:blue", lw=0.8, ls=":")
+            ax.annotate(
+                f"FRC {frc.resolution_nm:.0f} nm",
+                (1e3 / frc.resolution_nm, 0.9),
+                color="tab:blue",
+                fontsize=9,
+                ha="right",
+            )
+    if decorrelation is not None and pixel_size_nm:
+        nyquist = 1e3 / (2 * pixel_size_nm)
+        radii = decorrelation.radii * nyquist
+        for i, curve in enumerate(decorrelation.curves):
+            ax.plot(
+                radii,
+                curve,
+                color="tab:orange",
+                lw=1.6 if i == 0 else 0.6,
+                alpha=1 if i == 0 else 0.5,
+                label="decorrelation" if i == 0 else None,
+            )
+        if np.isfinite(decorrelation.resolution_nm):
+            ax.axvline(1e3 / decorrelation.resolution_nm, color="tab:orange", lw=0.8, ls=":")
+            ax.annotate(
+                f"decorrelation {decorrelation.resolution_nm:.0f} nm",
+                (1e3 / decorrelation.resolution_nm, 0.8),
+                color="tab:orange",
+                fontsize=9,
+                ha="right",
+            )
+    ax.set_xlabel("spatial frequency (cycles/µm)")
+    ax.set_ylabel("correlation")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=8, loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    if not own:
+        return None
+    fig.tight_layout()
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)

@@ -43,6 +43,9 @@ class RestorationConfig(BaseModel):
     masking: N2VMasking | None = None
     pixel_size_nm: float | None = Field(None, gt=0)
     training_data: dict[str, Any] = Field(default_factory=dict)
+    uncertainty_scale: float = Field(
+        1.0, gt=0, description="Calibration of a probabilistic model's Laplace scales."
+    )
     abbe_version: str = __version__
 
     def with_training(self, **changes: Any) -> RestorationConfig:
@@ -52,6 +55,8 @@ class RestorationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> RestorationConfig:
+        if self.network.probabilistic != (self.training.loss == "laplace"):
+            raise ValueError("a probabilistic network trains with loss: laplace, and only it does")
         if self.network.dims != len(self.axes):
             raise ValueError(
                 f"axes {self.axes} need a {len(self.axes)}D network, "
@@ -115,6 +120,9 @@ class RestorationModel:
         device: str | None = "auto",
         out: Any | None = None,
         progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None,
+        uncertainty: bool | str = False,
+        out_uncertainty: Any | None = None,
+        warn: bool = True,
     ) -> Any:
         """Restore an image.
 
@@ -128,10 +136,16 @@ class RestorationModel:
         device : ``auto`` (CUDA when present), ``cpu``, ``cuda``, …
         out : array to write into (e.g. a zarr array for images larger than memory).
         progress : wraps the tile iterator, e.g. with a progress bar.
+        uncertainty : also return a per-pixel standard deviation (calibrated; probabilistic
+            models only). ``"scale"`` returns the raw Laplace scale b instead.
+        out_uncertainty : array to write the uncertainty into.
+        warn : warn (:class:`abbe.trust.ood.OutOfDistributionWarning`) when the image differs
+            from the training data.
 
         Returns
         -------
-        float32 array shaped like ``image`` (``out`` when given), in the input's units.
+        float32 array shaped like ``image`` (``out`` when given), in the input's units; with
+        ``uncertainty``, the pair (restored, uncertainty).
         """
         import torch
 
@@ -140,6 +154,12 @@ class RestorationModel:
 
         axes = check_axes(axes, image.ndim)
         spatial = self.config.axes
+        want = {False: None, True: "sd", "sd": "sd", "scale": "scale"}[uncertainty]
+        if want and not self.config.network.probabilistic:
+            raise ModelError(
+                "this model predicts no uncertainty; train one with network.probabilistic: true "
+                "and training.loss: laplace, or use an ensemble"
+            )
         if not set(spatial) <= set(axes):
             raise InputError(f"a {spatial} model needs an image with axes {spatial}; got {axes}")
         net_cfg = self.config.network
@@ -154,8 +174,12 @@ class RestorationModel:
         view = _transpose(image, order)
         n_loop = int(np.prod(view.shape[: len(loop_axes)])) if loop_axes else 1
         spatial_shape = view.shape[len(loop_axes) :]
+        if warn:
+            self._warn_if_unusual(view, len(loop_axes))
         if out is None:
             out = np.empty(image.shape, dtype=np.float32)
+        if want and out_uncertainty is None:
+            out_uncertainty = np.empty(image.shape, dtype=np.float32)
         margin = (net_cfg.receptive_radius,) * len(spatial)
         if tile == "auto":
             tile_shape = auto_tile(
@@ -170,17 +194,30 @@ class RestorationModel:
         else:
             tile_shape = (int(tile),) * len(spatial)
 
+        n_out = net_cfg.out_channels
+        factor = self.config.uncertainty_scale
+
         def run(window: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(normalize(window, lo, hi))[None].to(dev)
             x = x.to(memory_format=memory_format)
             with torch.inference_mode():
-                y = net(x)[0, : net_cfg.out_channels].float().cpu().numpy()
-            return denormalize(y, lo, hi)
+                y = net(x)[0].float().cpu().numpy()
+            mean = denormalize(y[:n_out], lo, hi)
+            if want is None:
+                return mean
+            scale = np.exp(np.clip(y[n_out : 2 * n_out], -10, 10)) * np.float32(hi - lo)
+            if want == "sd":
+                scale = np.sqrt(2.0) * factor * scale  # Laplace SD, calibrated
+            return np.concatenate([mean, scale.astype(np.float32)])
 
         for k in range(n_loop):
             index = np.unravel_index(k, view.shape[: len(loop_axes)]) if loop_axes else ()
             frame = view[index] if loop_axes else view
-            writer = _FrameWriter(out, axes, loop_axes, spatial, index)
+            writer: Any = _FrameWriter(out, axes, loop_axes, spatial, index)
+            if want:
+                writer = _SplitWriter(
+                    [writer, _FrameWriter(out_uncertainty, axes, loop_axes, spatial, index)]
+                )
             predict_tiled(
                 run,
                 _AddChannel(frame),
@@ -191,7 +228,19 @@ class RestorationModel:
                 out=writer,
                 progress=progress,
             )
-        return out
+        return (out, out_uncertainty) if want else out
+
+    def _warn_if_unusual(self, view: Any, n_loop: int) -> list[str]:
+        """Compare one representative 2D plane of the input with the training data's ranges."""
+        from abbe.trust.ood import warn_if_unusual
+
+        stats = self.config.training_data.get("stats")
+        if not stats:
+            return []
+        plane = view[(0,) * n_loop] if n_loop else view
+        if plane.ndim == 3:  # a 3D model's stack: its middle plane
+            plane = plane[plane.shape[0] // 2]
+        return warn_if_unusual(plane, stats)
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -245,6 +294,17 @@ class _AddChannel:
 
     def __getitem__(self, index: tuple) -> Any:
         return self.array[index[1:]][None]
+
+
+class _SplitWriter:
+    """Send channel c of each core to the c-th writer (restoration, uncertainty)."""
+
+    def __init__(self, writers: list[Any]) -> None:
+        self.writers = writers
+
+    def __setitem__(self, key: tuple, value: np.ndarray) -> None:
+        for c, w in enumerate(self.writers):
+            w[key] = value[c : c + 1]
 
 
 def _transpose(array: Any, order: list[int]) -> Any:

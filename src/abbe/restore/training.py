@@ -123,15 +123,16 @@ def train_model(
 
     cfg = model.config
     spatial = cfg.axes
-    xs, ys = pairs(inputs, targets, axes, spatial)
-    xs, ys = normalized(xs, ys, cfg.normalization)
+    raw_x, raw_y = pairs(inputs, targets, axes, spatial)
     patch = cfg.training.patch_size
     shape = (patch,) * len(spatial)
     if validation is not None:
-        vx, vy = pairs(validation[0], validation[1], axes, spatial)
-        train_part, val_part = (xs, ys), normalized(vx, vy, cfg.normalization)
+        raw_train = (raw_x, raw_y)
+        raw_val: tuple | None = pairs(validation[0], validation[1], axes, spatial)
     else:
-        train_part, val_part = split_validation(xs, ys, cfg.training.validation_fraction, patch)
+        raw_train, raw_val = split_validation(raw_x, raw_y, cfg.training.validation_fraction, patch)
+    train_part = normalized(*raw_train, cfg.normalization)
+    val_part = normalized(*raw_val, cfg.normalization) if raw_val is not None else None
     pool = PatchPool(train_part[0], train_part[1], shape)
     val_pool = PatchPool(val_part[0], val_part[1], shape) if val_part is not None else None
     torch.manual_seed(cfg.training.seed)
@@ -166,6 +167,43 @@ def train_model(
         "n_training_images": len(train_part[0]),
         "n_validation_images": 0 if val_part is None else len(val_part[0]),
     }
-    if training_data:
-        model.config = model.config.model_copy(update={"training_data": training_data})
+    record = dict(training_data or cfg.training_data)
+    record["stats"] = training_stats(raw_train[0], spatial)
+    model.config = model.config.model_copy(update={"training_data": record})
+    if cfg.network.probabilistic and raw_val is not None and raw_val[1] is not None:
+        calibrate(model, raw_val[0], raw_val[1])
     return result
+
+
+def training_stats(images: list[np.ndarray], spatial: str) -> dict[str, Any]:
+    """Ranges of the training inputs' properties, for out-of-distribution warnings."""
+    from abbe.trust.ood import training_ranges
+
+    planes = [img if img.ndim == 2 else img[img.shape[0] // 2] for img in images]
+    return training_ranges(planes)
+
+
+def calibrate(model: Any, inputs: list[np.ndarray], targets: list[np.ndarray]) -> float:
+    """Fit the factor that makes a probabilistic model's 90 % intervals hold 90 % of the truth
+    on held-out pairs, and store it in the model's config."""
+    from abbe.trust.uncertainty import calibration_factor, empirical_coverage, laplace_half_width
+
+    means, scales, truths = [], [], []
+    axes = model.config.axes
+    for x, y in zip(inputs, targets, strict=True):
+        mean, scale = model.predict(x, axes, uncertainty="scale", warn=False)
+        means.append(mean.ravel())
+        scales.append(scale.ravel())
+        truths.append(np.asarray(y, dtype=np.float32).ravel())
+    mean, scale, truth = np.concatenate(means), np.concatenate(scales), np.concatenate(truths)
+    before = empirical_coverage(
+        truth, mean, laplace_half_width(scale * model.config.uncertainty_scale)
+    )
+    factor = calibration_factor(truth, mean, scale, 0.9)
+    model.config = model.config.model_copy(update={"uncertainty_scale": factor})
+    model.metrics["uncertainty"] = {
+        "calibration_factor": round(factor, 4),
+        "coverage_90_before": round(before, 4),
+        "pixels": int(truth.size),
+    }
+    return factor

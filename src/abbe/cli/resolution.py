@@ -1,0 +1,137 @@
+"""``abbe resolution``: how fine is the detail an image really holds?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from abbe.cli.common import out, print_json
+from abbe.errors import InputError
+
+
+def pixel_size(meta: Any, given: float | None, path: Path) -> float:
+    """The pixel size from a flag, else from the file; a clear error when neither has it."""
+    value = given if given is not None else meta.pixel_size_nm
+    if value is None:
+        raise InputError("pixel size unknown: give --pixel-size NM", path)
+    return float(value)
+
+
+def resolution(
+    image: Path = typer.Argument(..., help="Image (YX), or a time series (TYX) split odd/even."),
+    second: Path = typer.Argument(None, help="An independent second image of the same field."),
+    pixel_size_nm: float = typer.Option(None, "--pixel-size", min=1e-3, help="Pixel size, nm."),
+    gain: float = typer.Option(
+        None,
+        "--gain",
+        min=1e-9,
+        help="ADU per photoelectron (single-image FRC needs the detected counts).",
+    ),
+    offset: float = typer.Option(0.0, "--offset", help="Camera baseline, ADU."),
+    threshold: str = typer.Option(
+        "1/7", "--threshold", help="FRC threshold: 1/7, half-bit, 3sigma."
+    ),
+    axes: str = typer.Option(None, "--axes", help="Axes of the image(s)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (with the curves)."),
+    plot: Path = typer.Option(None, "-o", "--plot", help="Write the curves to this PNG."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing plot."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the binomial split."),
+) -> None:
+    """Resolution in nm by Fourier ring correlation and decorrelation analysis."""
+    from abbe import io, report
+    from abbe.metrics import resolution as R
+
+    if plot is not None:
+        io.check_writable(plot, overwrite=overwrite)
+    data, meta = io.read(image, axes=axes)
+    px = pixel_size(meta, pixel_size_nm, image)
+    notes: list[str] = []
+    frc = None
+    if second is not None:
+        other, _ = io.read(second, axes=axes)
+        if other.shape != data.shape:
+            raise InputError(f"shape {other.shape} differs from {image} ({data.shape})", second)
+        frc = R.frc(
+            _plane(data, meta.axes, image),
+            _plane(other, meta.axes, second),
+            pixel_size_nm=px,
+            threshold=threshold,
+        )
+        first = _plane(data, meta.axes, image)
+    elif "T" in meta.axes and data.shape[meta.axes.index("T")] >= 2:
+        stack = io.transpose_to(np.asarray(data), meta.axes, "TYX")
+        frc = R.frc_time_series(stack, pixel_size_nm=px, threshold=threshold)
+        first = stack.mean(axis=0)
+    else:
+        first = _plane(data, meta.axes, image)
+        photons = _photons(first, gain, offset, meta)
+        if photons is None:
+            notes.append(
+                "single-image FRC needs photon counts: give --gain (ADU per photon) and --offset"
+            )
+        else:
+            frc = R.frc_single(photons, pixel_size_nm=px, threshold=threshold, seed=seed)
+    dec = R.decorrelation(first, pixel_size_nm=px)
+    result = {
+        "image": str(image),
+        "pixel_size_nm": px,
+        "frc_nm": _finite(frc.resolution_nm) if frc else None,
+        "frc_threshold": threshold if frc else None,
+        "decorr_nm": _finite(dec.resolution_nm),
+        "decorr_a0": _finite(dec.a0),
+        "frc_curve": frc.as_dict() if frc else None,
+        "decorr_curve": dec.as_dict(),
+        "notes": notes,
+    }
+    if plot is not None:
+        report.resolution_plot(
+            plot,
+            frc=frc,
+            decorrelation=dec,
+            pixel_size_nm=px,
+            title=image.name,
+            overwrite=overwrite,
+        )
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"{image.name}: pixel {px:g} nm")
+    if frc is not None:
+        value = result["frc_nm"]
+        text = f"{value:.1f} nm" if value else "finer than the Nyquist limit (2 pixels)"
+        out.print(f"  FRC ({threshold}): {text}")
+    dtext = (
+        f"{result['decorr_nm']:.1f} nm (A0 {dec.a0:.2f})"
+        if result["decorr_nm"]
+        else "not measurable (too noisy)"
+    )
+    out.print(f"  decorrelation: {dtext}")
+    for n in notes:
+        out.print(f"  note: {n}")
+    if plot is not None:
+        out.print(f"  curves: {plot}")
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def _plane(data: Any, axes: str, path: Path) -> np.ndarray:
+    arr = np.asarray(data, dtype=np.float64)
+    if axes == "YX":
+        return arr
+    other = [a for a in axes if a not in "YX"]
+    if all(arr.shape[axes.index(a)] == 1 for a in other):
+        return arr.reshape(arr.shape[axes.index("Y")], arr.shape[axes.index("X")])
+    raise InputError(f"resolution takes a 2D image (or TYX series); got axes {axes}", path)
+
+
+def _photons(image: np.ndarray, gain: float | None, offset: float, meta: Any) -> Any:
+    if gain is not None:
+        return np.clip((np.asarray(image, dtype=np.float64) - offset) / gain, 0, None)
+    if meta.extra.get("units") == "photons":
+        return np.clip(image, 0, None)
+    return None
