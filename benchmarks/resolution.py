@@ -59,37 +59,59 @@ def rel(value: float, reference: float) -> float:
 
 
 # ------------------------------------------------------------------------------ resolution
-def resolution_checks(size: int) -> tuple[dict, dict]:
+def resolution_checks(size: int, seeds: int) -> tuple[dict, dict]:
+    """Per signal level, over ``seeds`` simulated fields: each estimator's error (%) against
+    its reference, worst case and mean (a single field's FRC scatters by a few %)."""
     from abbe import simulate
     from abbe.metrics import resolution as R
 
+    px = OPTICS["pixel_size_nm"]
     rows, curves = {}, {}
     for name, photons in LEVELS.items():
-        sim = simulate.widefield(
-            "filaments", size=size, photons=photons, background=5, seed=11, **OPTICS
-        )
-        second = simulate.Camera.ideal().expose(sim.clean, seed=12)
-        px = OPTICS["pixel_size_nm"]
-        expected = R.expected_frc(sim.clean, pixel_size_nm=px)
-        two = R.frc(sim.input, second, pixel_size_nm=px)
-        one = R.frc_single(sim.input, pixel_size_nm=px, seed=3)
-        dec = R.decorrelation(sim.input, pixel_size_nm=px)
-        cut = R.spectral_cutoff(sim.input, pixel_size_nm=px)
+        per = {k: [] for k in ("expected", "two", "single", "decorr", "cutoff", "a0")}
+        for seed in range(11, 11 + seeds):
+            sim = simulate.widefield(
+                "filaments", size=size, photons=photons, background=5, seed=seed, **OPTICS
+            )
+            second = simulate.Camera.ideal().expose(sim.clean, seed=seed + 100)
+            expected = R.expected_frc(sim.clean, pixel_size_nm=px)
+            two = R.frc(sim.input, second, pixel_size_nm=px)
+            one = R.frc_single(sim.input, pixel_size_nm=px, seed=3)
+            dec = R.decorrelation(sim.input, pixel_size_nm=px)
+            cut = R.spectral_cutoff(sim.input, pixel_size_nm=px)
+            per["expected"].append(expected.resolution_nm)
+            per["two"].append(rel(two.resolution_nm, expected.resolution_nm))
+            per["single"].append(rel(one.resolution_nm, expected.resolution_nm))
+            per["decorr"].append(dec.resolution_nm)
+            per["a0"].append(dec.a0)
+            per["cutoff"].append(cut.resolution_nm)
+            if seed == 11:
+                curves[name] = (expected, two, one, dec)
+        dec_err = [rel(v, CUTOFF_NM) for v in per["decorr"]]
+        cut_err = [rel(v, CUTOFF_NM) for v in per["cutoff"]]
         rows[name] = {
             "peak_photons": photons,
-            "frc_expected_nm": round(expected.resolution_nm, 1),
-            "frc_two_image_nm": round(two.resolution_nm, 1),
-            "frc_two_image_error_pct": rel(two.resolution_nm, expected.resolution_nm),
-            "frc_single_image_nm": round(one.resolution_nm, 1),
-            "frc_single_image_error_pct": rel(one.resolution_nm, expected.resolution_nm),
-            "decorrelation_nm": round(dec.resolution_nm, 1),
-            "decorrelation_vs_cutoff_pct": rel(dec.resolution_nm, CUTOFF_NM),
-            "decorrelation_a0": round(dec.a0, 3),
-            "spectral_cutoff_nm": round(cut.resolution_nm, 1),
-            "spectral_cutoff_vs_cutoff_pct": rel(cut.resolution_nm, CUTOFF_NM),
+            "fields": seeds,
+            "frc_expected_nm": [round(v, 1) for v in per["expected"]],
+            "frc_two_image_error_pct": per["two"],
+            "frc_two_image_worst_pct": _worst(per["two"]),
+            "frc_single_image_error_pct": per["single"],
+            "frc_single_image_worst_pct": _worst(per["single"]),
+            "decorrelation_nm": [round(v, 1) for v in per["decorr"]],
+            "decorrelation_vs_cutoff_pct": dec_err,
+            "decorrelation_worst_pct": _worst(dec_err),
+            "decorrelation_a0": [round(v, 3) for v in per["a0"]],
+            "spectral_cutoff_nm": [round(v, 1) for v in per["cutoff"]],
+            "spectral_cutoff_vs_cutoff_pct": cut_err,
+            "spectral_cutoff_worst_pct": _worst(cut_err),
         }
-        curves[name] = (expected, two, one, dec)
     return rows, curves
+
+
+def _worst(errors: list[float]) -> float:
+    """Largest absolute error; NaN (no estimate) counts as a failure (infinite)."""
+    values = [abs(e) if np.isfinite(e) else float("inf") for e in errors]
+    return round(max(values), 2)
 
 
 def speed(size: int) -> dict:
@@ -181,15 +203,20 @@ def uncertainty_checks(seeds: int, quick: bool) -> dict:
     from abbe import simulate, trust
     from abbe.nn import UNetConfig
     from abbe.restore import CARE, RestorationConfig
+    from abbe.train import TrainingConfig
 
     levels = dict(photons=40, background=3)
     sims = [simulate.widefield("filaments", size=128, seed=s, **levels) for s in range(60)]
     x = np.stack([t.input for t in sims])
     y = np.stack([t.clean for t in sims])
     cfg = RestorationConfig(
-        network=UNetConfig(width=16, depth=3, probabilistic=True)
-    ).with_training(
-        loss="laplace", max_time_s=20 if quick else 180, max_epochs=100_000, validation_batches=2
+        network=UNetConfig(width=16, depth=3, probabilistic=True),
+        training=TrainingConfig(
+            loss="laplace",
+            max_time_s=20 if quick else 180,
+            max_epochs=100_000,
+            validation_batches=2,
+        ),
     )
     model = CARE(cfg).fit(x[:40], y[:40], axes="SYX", validation=(x[40:48], y[40:48]))
     covered = []
@@ -285,23 +312,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     seeds = 3 if args.quick else 10
-    res, curves = resolution_checks(256 if args.quick else 512)
+    res, curves = resolution_checks(256 if args.quick else 512, 2 if args.quick else 5)
     fast = speed(512 if args.quick else 1280)
     planted, example = planted_error_maps(seeds)
     unc = uncertainty_checks(seeds, args.quick)
     real = real_data()
     verdict = {
-        "FRC within ±3 % of S/(S+N)": all(
-            abs(r["frc_two_image_error_pct"]) <= 3 for r in res.values()
-        ),
+        "FRC within ±3 % of S/(S+N)": all(r["frc_two_image_worst_pct"] <= 3 for r in res.values()),
         "single-image FRC within ±3 %": all(
-            abs(r["frc_single_image_error_pct"]) <= 3 for r in res.values()
+            r["frc_single_image_worst_pct"] <= 3 for r in res.values()
         ),
         "decorrelation within ±10 % of the cutoff": all(
-            abs(r["decorrelation_vs_cutoff_pct"]) <= 10 for r in res.values()
+            r["decorrelation_worst_pct"] <= 10 for r in res.values()
         ),
         "spectral cutoff within ±10 % of the cutoff": all(
-            abs(r["spectral_cutoff_vs_cutoff_pct"]) <= 10 for r in res.values()
+            r["spectral_cutoff_worst_pct"] <= 10 for r in res.values()
         ),
         "artifacts stand out in ≥ 9/10 (each kind)": all(
             p["hits_ge_1.4"] >= 0.9 * p["cases"] for p in planted.values()

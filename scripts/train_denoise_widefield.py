@@ -94,10 +94,15 @@ def validate(model, seed: int) -> dict:
 
 
 def update(args: argparse.Namespace) -> None:
-    """Refresh metrics.json of the shipped model without retraining (same weights)."""
+    """Refresh metrics.json and the training-data statistics (for out-of-distribution
+    warnings) of the shipped model without retraining (same weights, same training images)."""
     from abbe.models import load
+    from abbe.restore.training import training_stats
 
     model = load(args.out)
+    xs, _ = dataset(args.images, args.size, args.seed)
+    data = {**model.config.training_data, "stats": training_stats(xs, "YX")}
+    model.config = model.config.model_copy(update={"training_data": data})
     model.metrics["validation"] = validate(model, seed=args.seed + 7)
     model.save(args.out, overwrite=True)
     print(json.dumps(model.metrics["validation"], indent=2))
@@ -113,7 +118,7 @@ def main() -> None:
     ap.add_argument(
         "--update",
         action="store_true",
-        help="keep the shipped weights; recompute the validation scores",
+        help="keep the shipped weights; recompute validation scores and training statistics",
     )
     args = ap.parse_args()
     if args.update:

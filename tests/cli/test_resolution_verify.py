@@ -59,13 +59,21 @@ def test_two_independent_images_use_two_image_frc(cli, tmp_path):
 
 
 def test_adu_images_without_a_gain_skip_frc_with_a_note(cli, tmp_path):
-    sim = simulate.widefield("filaments", size=128, camera="scmos", seed=2)
-    io.write(tmp_path / "adu.tif", sim.input.astype(np.uint16), io.Meta("YX", pixel_size_nm=100))
+    # A camera with 2 ADU per photoelectron and a 100 ADU baseline, otherwise shot-noise limited:
+    # converted back with --gain/--offset, the single-image FRC matches the photon image's.
+    sim = simulate.widefield("filaments", size=128, photons=200, seed=2)
+    adu = (2 * sim.input + 100).astype(np.uint16)
+    io.write(tmp_path / "adu.tif", adu, io.Meta("YX", pixel_size_nm=100))
+    io.write(
+        tmp_path / "ph.tif", sim.input, io.Meta("YX", pixel_size_nm=100, extra={"units": "photons"})
+    )
     r = cli("resolution", tmp_path / "adu.tif", "--json")
     data = json.loads(r.out)
     assert data["frc_nm"] is None and "--gain" in data["notes"][0]
     r = cli("resolution", tmp_path / "adu.tif", "--gain", "2", "--offset", "100", "--json")
-    assert json.loads(r.out)["frc_nm"] > 0
+    in_adu = json.loads(r.out)["frc_nm"]
+    in_photons = json.loads(cli("resolution", tmp_path / "ph.tif", "--json").out)["frc_nm"]
+    assert in_adu == pytest.approx(in_photons, rel=1e-6) and 230 < in_adu < 400
 
 
 def test_resolution_needs_a_pixel_size(cli, tmp_path):

@@ -11,7 +11,9 @@ from abbe.errors import InputError
 
 
 def evaluate(
-    prediction: Path = typer.Argument(..., help="Result to score (image)."),
+    prediction: Path = typer.Argument(
+        ..., help="Result to score: an image, or localizations (.csv, .hdf5)."
+    ),
     truth: Path = typer.Option(..., "--truth", "-t", help="Ground truth of the same field."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     normalize: bool = typer.Option(
@@ -23,9 +25,29 @@ def evaluate(
         None, "--data-range", help="Range R for PSNR/SSIM (default: the truth's)."
     ),
     axes: str = typer.Option(None, "--axes", help="Axes of both images, e.g. YX or TYX."),
+    radius_nm: float = typer.Option(
+        250.0, "--radius", min=0.0, help="Localizations: matching tolerance, nm."
+    ),
+    matching: str = typer.Option("greedy", "--matching", help="Localizations: greedy|hungarian."),
+    border_nm: float = typer.Option(
+        0.0, "--border", min=0.0, help="Localizations: leave out this margin (needs --field)."
+    ),
+    field_nm: tuple[float, float] = typer.Option(
+        (0.0, 0.0), "--field", help="Localizations: field HEIGHT WIDTH in nm, for --border."
+    ),
+    pixel_size_nm: float = typer.Option(
+        None, "--pixel-size", help="Localizations: pixel size for Picasso HDF5 without YAML."
+    ),
 ) -> None:
-    """Score an image against its ground truth: PSNR, SSIM, MS-SSIM, NRMSE."""
+    """Score a result against its ground truth: an image by PSNR, SSIM, MS-SSIM and NRMSE;
+    localizations (.csv, .hdf5) by the SMLM challenge's Jaccard, RMSE and efficiency."""
     from abbe import io, metrics
+
+    if prediction.suffix.lower() in (".csv", ".hdf5", ".h5"):
+        _evaluate_localizations(
+            prediction, truth, as_json, radius_nm, matching, border_nm, field_nm, pixel_size_nm
+        )
+        return
 
     pred, _ = io.read(prediction, axes=axes)
     gt, _ = io.read(truth, axes=axes)
@@ -51,3 +73,38 @@ def evaluate(
     if normalize:
         table.caption = "after percentile normalization and affine fit"
     out.print(table)
+
+
+def _evaluate_localizations(
+    prediction: Path,
+    truth: Path,
+    as_json: bool,
+    radius_nm: float,
+    matching: str,
+    border_nm: float,
+    field_nm: tuple[float, float],
+    pixel_size_nm: float | None,
+) -> None:
+    from abbe.io.tables import read_localizations
+    from abbe.metrics.smlm import score
+
+    test = read_localizations(prediction, pixel_size_nm=pixel_size_nm)
+    gt = read_localizations(truth, pixel_size_nm=pixel_size_nm)
+    if border_nm > 0 and min(field_nm) <= 0:
+        raise InputError("--border needs the field size: --field HEIGHT_NM WIDTH_NM")
+    result = score(
+        test,
+        gt,
+        radius_nm=radius_nm,
+        method=matching,
+        field_nm=field_nm if border_nm > 0 else None,
+        border_nm=border_nm,
+    )
+    if as_json:
+        print_json({"localizations": str(prediction), "truth": str(truth), **result.as_dict()})
+        return
+    out.print(
+        f"{prediction.name} against {truth.name} ({radius_nm:g} nm, {matching}): "
+        f"Jaccard {result.jaccard:.1f} %, RMSE {result.rmse_nm:.1f} nm, efficiency "
+        f"{result.efficiency:.1f}; TP {result.tp}, FP {result.fp}, FN {result.fn}"
+    )

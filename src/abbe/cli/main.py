@@ -8,7 +8,17 @@ import click
 import typer
 
 from abbe import __version__
-from abbe.cli import demo, evaluate, models, resolution, restore, simulate, train, verify
+from abbe.cli import (
+    demo,
+    evaluate,
+    localize,
+    models,
+    resolution,
+    restore,
+    simulate,
+    train,
+    verify,
+)
 from abbe.cli.common import EXIT_ERROR, fail, run_guarded
 
 app = typer.Typer(
@@ -22,6 +32,7 @@ app = typer.Typer(
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(train.app, name="train")
 app.command("restore")(restore.restore)
+app.command("localize")(localize.localize)
 app.command("evaluate")(evaluate.evaluate)
 app.command("resolution")(resolution.resolution)
 app.command("verify")(verify.verify)

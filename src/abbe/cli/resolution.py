@@ -28,7 +28,8 @@ def resolution(
         None,
         "--gain",
         min=1e-9,
-        help="ADU per photoelectron (single-image FRC needs the detected counts).",
+        help="ADU per photoelectron: single-image FRC splits the detected counts, so it needs "
+        "shot-noise-limited data (little read noise, offset map subtracted).",
     ),
     offset: float = typer.Option(0.0, "--offset", help="Camera baseline, ADU."),
     threshold: str = typer.Option(

@@ -114,19 +114,50 @@ def frc_curve(
     if n < 16:
         raise InputError(f"image too small for FRC ({n} pixels)")
     w = _window(n, window)
-    fa = np.fft.fft2((a - a.mean()) * w)
-    fb = np.fft.fft2((b - b.mean()) * w)
-    ring = _ring_index(n).ravel()
-    keep = ring <= n // 2
-    ring = ring[keep]
-    size = n // 2 + 1
-    cross = np.bincount(ring, (fa * fb.conj()).real.ravel()[keep], size)
-    pa = np.bincount(ring, (np.abs(fa) ** 2).ravel()[keep], size)
-    pb = np.bincount(ring, (np.abs(fb) ** 2).ravel()[keep], size)
-    count = np.bincount(ring, minlength=size)
+    fa = _rfft2((a - a.mean()) * w)
+    fb = _rfft2((b - b.mean()) * w)
+    ring, weight, size = _half_rings(n)
+    cross = np.bincount(ring, weight * (fa * fb.conj()).real.ravel(), size)
+    pa = np.bincount(ring, weight * (fa.real**2 + fa.imag**2).ravel(), size)
+    pb = np.bincount(ring, weight * (fb.real**2 + fb.imag**2).ravel(), size)
+    count = np.rint(np.bincount(ring, weight, size)).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         curve = cross / np.sqrt(pa * pb)
     return np.nan_to_num(curve), count
+
+
+def _rfft2(a: np.ndarray) -> np.ndarray:
+    from scipy import fft
+
+    return fft.rfft2(a, workers=-1)
+
+
+def _half_rings(n: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Ring index and weight of each element of an n×n real FFT (half plane), inside n/2.
+
+    Columns 1 … n/2−1 stand for themselves and their complex conjugates: weight 2.
+    """
+    fy = np.fft.fftfreq(n) * n
+    fx = np.fft.rfftfreq(n) * n
+    ring = np.rint(np.hypot(fy[:, None], fx[None, :])).astype(np.int64)
+    weight = np.full(ring.shape, 2.0)
+    weight[:, 0] = 1.0
+    if n % 2 == 0:
+        weight[:, -1] = 1.0
+    keep = ring <= n // 2
+    weight[~keep] = 0.0
+    ring[~keep] = 0
+    return ring.ravel(), weight.ravel(), n // 2 + 1
+
+
+def smooth_curve(curve: np.ndarray, n: int) -> np.ndarray:
+    """Running mean over 2·⌈n/256⌉ + 1 rings: a ring of an n² FFT holds ~πk independent pixels,
+    so single rings scatter by ~1/√(πk); averaging neighbours steadies the threshold crossing
+    without moving it (the curve is smooth on that scale)."""
+    half = max(1, -(-n // 256))
+    kernel = np.ones(2 * half + 1) / (2 * half + 1)
+    padded = np.pad(curve, half, mode="reflect")
+    return np.convolve(padded, kernel, mode="valid")
 
 
 def _first_crossing(curve: np.ndarray, thr: np.ndarray, start: int = 1) -> float:
@@ -141,8 +172,10 @@ def _first_crossing(curve: np.ndarray, thr: np.ndarray, start: int = 1) -> float
     return float(k - 1 + d0 / (d0 - d1)) if d0 != d1 else float(k)
 
 
-def _result(curve, count, n, pixel_size_nm, threshold) -> FRCResult:
+def _result(curve, count, n, pixel_size_nm, threshold, smooth: bool = True) -> FRCResult:
     thr = threshold_curve(threshold, count)
+    if smooth:
+        curve = smooth_curve(curve, n)
     k = _first_crossing(curve, thr)
     freq = np.arange(curve.size) / (n * pixel_size_nm)
     res = float(n * pixel_size_nm / k) if np.isfinite(k) and k > 0 else float("nan")
@@ -200,7 +233,7 @@ def expected_frc(
     count = np.bincount(ring[keep], minlength=size)
     noise = count * np.sum(w**2 * var)
     curve = signal / (signal + noise)
-    return _result(curve, count, n, pixel_size_nm, threshold)
+    return _result(curve, count, n, pixel_size_nm, threshold, smooth=False)
 
 
 def split_counts(
@@ -226,15 +259,22 @@ def frc_single(
     threshold: Threshold = "1/7",
     window: str | None = "tukey",
     seed: int = 0,
+    repeats: int = 4,
 ) -> FRCResult:
     """Single-image FRC: binomial split of photon counts, then the two-image FRC corrected to
     the full image's signal-to-noise ratio, ``FRC_full = 2F/(1+F)``.
 
     Each half holds half the counts, so its spectral SNR is half the full image's; 2F/(1+F) maps
-    the halves' correlation onto the correlation two full-dose images would have.
+    the halves' correlation onto the correlation two full-dose images would have. The curve is
+    averaged over ``repeats`` independent splits, which removes the scatter of one split.
     """
-    a, b = split_counts(image, seed=seed)
-    curve, count = frc_curve(a, b, window=window)
+    rng = np.random.default_rng(seed)
+    curves = []
+    for _ in range(max(1, repeats)):
+        a, b = split_counts(image, seed=rng)
+        c, count = frc_curve(a, b, window=window)
+        curves.append(c)
+    curve = np.mean(curves, axis=0)
     # Non-Poisson counts split anti-correlated (F → −1), where 2F/(1+F) diverges; keep it bounded.
     corrected = np.clip(2 * curve / np.maximum(1 + curve, 1e-6), -1.0, 1.0)
     return _result(corrected, count, _square(a).shape[0], pixel_size_nm, threshold)
@@ -425,30 +465,37 @@ class CutoffResult:
     noise_floor: float = float("nan")
 
 
+def _incoherent_otf(x: np.ndarray) -> np.ndarray:
+    """OTF of an aberration-free circular pupil at k/k_c = x (zero beyond 1)."""
+    x = np.clip(x, 0.0, 1.0)
+    return (2 / np.pi) * (np.arccos(x) - x * np.sqrt(1 - x * x))
+
+
 def spectral_cutoff(
     image: np.ndarray,
     *,
     pixel_size_nm: float,
     z: float = 3.0,
-    min_run: int = 3,
-    exponent: float = 3.0,
+    n_candidates: int = 200,
 ) -> CutoffResult:
-    """Estimate a widefield image's optical cutoff from its power spectrum.
+    """Estimate a widefield image's optical cutoff by fitting its spectral SNR with the OTF.
 
     The spectrum's corners beyond the Nyquist circle hold only (white) noise when the optics cut
-    off below Nyquist; their mean power is the noise floor N. Each ring's spectral SNR, P/N − 1,
-    is significant above z/√(n/2) (n/2 independent Fourier pixels per ring). Near the cutoff the
-    incoherent OTF of a circular pupil falls as (1 − k/k_c)^{3/2}, so the SNR falls as
-    (1 − k/k_c)³: a straight line fitted to SNR^{1/3} over the outer half of the significant
-    range meets zero at k_c, also when noise hides the last frequencies below it.
+    off below Nyquist; their mean power is the noise floor N, and each ring's spectral SNR is
+    P/N − 1 (standard error ≈ (1 + SNR)/√(n/2) for n Fourier pixels). A widefield image's
+    signal spectrum is the object's, roughly a power law A·k^−α, times the squared incoherent OTF
+    of the pupil, which reaches zero at k_c. For each candidate k_c, A and α follow from a
+    weighted linear fit of log SNR on the significant rings; the k_c whose model best explains
+    every ring (χ², including the noise-only rings beyond it) is the estimate. Using the shape of
+    the whole decline, not only the last ring above the noise, keeps the estimate near the true
+    cutoff at low signal, where the highest frequencies are lost in the noise.
 
     Parameters
     ----------
-    image : (Y, X) image (any linear units; cropped to a centred square).
+    image : (Y, X) widefield image (any linear units; cropped to a centred square).
     pixel_size_nm : pixel size.
     z : significance of a ring's signal, in standard errors.
-    min_run : consecutive significant rings that count as signal.
-    exponent : power of (1 − k/k_c) in the signal spectrum near the cutoff (3 for widefield).
+    n_candidates : k_c values tried between the last significant ring and Nyquist.
     """
     img = _square(np.asarray(image, dtype=np.float64))
     n = img.shape[0]
@@ -457,35 +504,35 @@ def spectral_cutoff(
     w = _window(n, "tukey")
     power = np.abs(np.fft.fft2((img - img.mean()) * w)) ** 2
     f = np.fft.fftfreq(n)
-    radius = np.hypot(*np.meshgrid(f, f, indexing="ij"))
-    corners = radius > 0.5 * 1.05
+    corners = np.hypot(*np.meshgrid(f, f, indexing="ij")) > 0.5 * 1.05
     noise = float(np.mean(power[corners]))
     ring = _ring_index(n)
     keep = (ring <= n // 2) & (ring > 0)
     size = n // 2 + 1
     count = np.bincount(ring[keep], minlength=size)
     mean_power = np.bincount(ring[keep], power[keep], size) / np.maximum(count, 1)
-    snr = mean_power / noise - 1
-    significant = snr > z / np.sqrt(np.maximum(count, 2) / 2)
-    significant[0] = True
+    snr = mean_power / max(noise, 1e-300) - 1
+    se = (1 + np.abs(snr)) * np.sqrt(2 / np.maximum(count, 2))
     freq = np.arange(size) / (n * pixel_size_nm)
-    # Signal ends just before the first stretch of `min_run` rings without it.
-    quiet = np.convolve((~significant).astype(int), np.ones(min_run, int), "valid") == min_run
-    last = int(np.argmax(quiet)) - 1 if quiet.any() else size - 1
-    if last < 8:
+    ks = np.arange(max(3, n // 64), size)
+    significant = ks[snr[ks] > z * se[ks]]
+    if significant.size < 5:
         return CutoffResult(float("nan"), float("nan"), freq, snr, noise)
-    detected = freq[last]
-    lo = max(2, last // 2)
-    ks = np.arange(lo, last + 1)
-    y = (
-        np.cbrt(np.clip(snr[ks], 0, None))
-        if exponent == 3.0
-        else np.clip(snr[ks], 0, None) ** (1 / exponent)
-    )
-    slope, intercept = np.polyfit(freq[ks], y, 1)
-    k_c = -intercept / slope if slope < 0 else float("nan")
-    if not np.isfinite(k_c) or k_c < detected:
-        k_c = detected
+    detected = freq[significant.max()]
     nyquist = 1 / (2 * pixel_size_nm)
-    k_c = min(k_c, nyquist)
-    return CutoffResult(float(1 / k_c), float(1 / detected), freq, snr, noise)
+    log_k = np.log(freq[significant])
+    weight = (snr[significant] / se[significant]) ** 2
+    best_chi, best_kc = np.inf, float("nan")
+    for kc in np.linspace(detected, nyquist, n_candidates):
+        otf2 = _incoherent_otf(freq[significant] / kc) ** 2
+        if np.any(otf2 <= 0):
+            continue
+        y = np.log(snr[significant]) - np.log(otf2)
+        design = np.column_stack([np.ones_like(log_k), log_k])
+        sw = np.sqrt(weight)[:, None]
+        coef, *_ = np.linalg.lstsq(design * sw, y * sw[:, 0], rcond=None)
+        model = np.exp(coef[0] + coef[1] * np.log(freq[ks])) * _incoherent_otf(freq[ks] / kc) ** 2
+        chi = float(np.sum(((snr[ks] - model) / se[ks]) ** 2))
+        if chi < best_chi:
+            best_chi, best_kc = chi, float(kc)
+    return CutoffResult(float(1 / best_kc), float(1 / detected), freq, snr, noise)

@@ -46,6 +46,9 @@ class RestorationConfig(BaseModel):
     uncertainty_scale: float = Field(
         1.0, gt=0, description="Calibration of a probabilistic model's Laplace scales."
     )
+    uncertainty_floor: float = Field(
+        0.0, ge=0, description="Calibrated error floor, in fractions of the normalized range."
+    )
     abbe_version: str = __version__
 
     def with_training(self, **changes: Any) -> RestorationConfig:
@@ -196,6 +199,7 @@ class RestorationModel:
 
         n_out = net_cfg.out_channels
         factor = self.config.uncertainty_scale
+        floor = self.config.uncertainty_floor
 
         def run(window: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(normalize(window, lo, hi))[None].to(dev)
@@ -205,9 +209,10 @@ class RestorationModel:
             mean = denormalize(y[:n_out], lo, hi)
             if want is None:
                 return mean
-            scale = np.exp(np.clip(y[n_out : 2 * n_out], -10, 10)) * np.float32(hi - lo)
-            if want == "sd":
-                scale = np.sqrt(2.0) * factor * scale  # Laplace SD, calibrated
+            scale = np.exp(np.clip(y[n_out : 2 * n_out], -10, 10))  # normalized units
+            if want == "sd":  # Laplace SD, calibrated: factor and error floor
+                scale = np.sqrt(2.0) * np.sqrt((factor * scale) ** 2 + floor**2)
+            scale = scale * np.float32(hi - lo)
             return np.concatenate([mean, scale.astype(np.float32)])
 
         for k in range(n_loop):

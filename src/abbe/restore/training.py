@@ -184,26 +184,31 @@ def training_stats(images: list[np.ndarray], spatial: str) -> dict[str, Any]:
 
 
 def calibrate(model: Any, inputs: list[np.ndarray], targets: list[np.ndarray]) -> float:
-    """Fit the factor that makes a probabilistic model's 90 % intervals hold 90 % of the truth
-    on held-out pairs, and store it in the model's config."""
-    from abbe.trust.uncertainty import calibration_factor, empirical_coverage, laplace_half_width
+    """Fit the factor and error floor that make a probabilistic model's 90 % intervals hold 90 %
+    of the truth on held-out pairs (overall, and over flat and structured pixels alike), and
+    store them in the model's config. Errors and scales are compared in each image's normalized
+    units, so the floor carries over to images of other brightness."""
+    from abbe.data.normalize import percentile_range
+    from abbe.trust.uncertainty import calibrate_scale_and_floor, laplace_half_width
 
-    means, scales, truths = [], [], []
+    errors, scales = [], []
     axes = model.config.axes
+    norm = model.config.normalization
     for x, y in zip(inputs, targets, strict=True):
         mean, scale = model.predict(x, axes, uncertainty="scale", warn=False)
-        means.append(mean.ravel())
-        scales.append(scale.ravel())
-        truths.append(np.asarray(y, dtype=np.float32).ravel())
-    mean, scale, truth = np.concatenate(means), np.concatenate(scales), np.concatenate(truths)
-    before = empirical_coverage(
-        truth, mean, laplace_half_width(scale * model.config.uncertainty_scale)
-    )
-    factor = calibration_factor(truth, mean, scale, 0.9)
-    model.config = model.config.model_copy(update={"uncertainty_scale": factor})
+        lo, hi = percentile_range(x, norm.low, norm.high)
+        span = max(float(hi - lo), 1e-12)
+        errors.append(np.abs(np.asarray(y, np.float64) - mean).ravel() / span)
+        scales.append(scale.ravel() / span)
+    error, scale = np.concatenate(errors), np.concatenate(scales)
+    before = float(np.mean(error <= laplace_half_width(scale)))
+    factor, floor = calibrate_scale_and_floor(error, scale, 0.9)
+    update = {"uncertainty_scale": factor, "uncertainty_floor": floor}
+    model.config = model.config.model_copy(update=update)
     model.metrics["uncertainty"] = {
         "calibration_factor": round(factor, 4),
+        "error_floor": round(floor, 6),
         "coverage_90_before": round(before, 4),
-        "pixels": int(truth.size),
+        "pixels": int(error.size),
     }
     return factor

@@ -76,6 +76,8 @@ def measure(image: np.ndarray, *, max_size: int = 1024) -> ImageStats:
         res = decorrelation(x, pixel_size_nm=1.0).resolution_nm if min(x.shape) >= 64 else math.nan
     except Exception:  # a constant or tiny image has no measurable resolution
         res = math.nan
+    if res > min(x.shape) / 8:  # a peak near zero frequency: noise, not a resolution
+        res = math.nan
     return ImageStats(
         snr=float((hi - med) / sd),
         noise_fraction=float(sd / max(hi - lo, 1e-12)),

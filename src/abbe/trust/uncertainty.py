@@ -55,6 +55,56 @@ def calibration_factor(
     return float(np.quantile(ratio, coverage) / math.log(1 / (1 - coverage)))
 
 
+def calibrate_scale_and_floor(
+    error: np.ndarray, scale: np.ndarray, coverage: float = 0.9, n_floors: int = 24
+) -> tuple[float, float]:
+    """Factor a and floor c making ``b' = √((a·b)² + c²)`` give calibrated Laplace intervals.
+
+    One factor cannot serve both the structures, where the predicted scale b is large and
+    roughly right, and flat background, where b is tiny but the network's small bias is not: a
+    floor c (same units as ``error`` and ``scale``, e.g. fractions of the normalized range) covers
+    the bias. a and c are chosen so that ``coverage`` of the pixels is covered overall and in
+    the lower and upper halves of b alike (Kuleshov et al., ICML 2018, recalibration by group).
+
+    Parameters
+    ----------
+    error : |truth − mean| per pixel.
+    scale : predicted Laplace scale b per pixel.
+    """
+    err = np.asarray(error, dtype=np.float64).ravel()
+    b = np.maximum(np.asarray(scale, dtype=np.float64).ravel(), 1e-12)
+    k = math.log(1 / (1 - coverage))
+    low = b <= np.median(b)
+
+    def factor_for(c: float) -> float:
+        lo_a, hi_a = 0.0, 1.0
+        while _cov(err, np.sqrt((hi_a * b) ** 2 + c * c) * k) < coverage and hi_a < 1e6:
+            hi_a *= 2
+        for _ in range(40):
+            mid = (lo_a + hi_a) / 2
+            if _cov(err, np.sqrt((mid * b) ** 2 + c * c) * k) < coverage:
+                lo_a = mid
+            else:
+                hi_a = mid
+        return hi_a
+
+    floors = np.concatenate([[0.0], np.quantile(err[low], np.linspace(0.05, 0.95, n_floors)) / k])
+    best = (math.inf, 1.0, 0.0)
+    for c in floors:
+        a = factor_for(float(c))
+        width = np.sqrt((a * b) ** 2 + c * c) * k
+        miss = abs(_cov(err[low], width[low]) - coverage) + abs(
+            _cov(err[~low], width[~low]) - coverage
+        )
+        if miss < best[0]:
+            best = (miss, a, float(c))
+    return best[1], best[2]
+
+
+def _cov(err: np.ndarray, half_width: np.ndarray) -> float:
+    return float(np.mean(err <= half_width))
+
+
 def ensemble_predict(
     models: Sequence[Any], image: np.ndarray, axes: str = "YX", **predict_options: Any
 ) -> tuple[np.ndarray, np.ndarray]:

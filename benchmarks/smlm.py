@@ -1,0 +1,277 @@
+"""SMLM benchmark: abbe's MLE fitting beside Picasso 0.11.3 on the ANCHORS protocol, same run.
+
+Protocol (../shared/ANCHORS.md, SMLM): 64² frames, 100 nm pixels, integrated Gaussian PSF
+σ 130 nm, photons U[1000, 5000], background U[20, 100] photons/px, 500 frames, sCMOS and EMCCD,
+0.1 and 1 emitter/µm² per frame; matching within 250 nm (greedy), 300 nm border excluded.
+RMSE/CRLB: lateral RMSE over matched pairs against √(mean 2·Var_x) of Mortensen's MLE bound for
+each matched emitter's true photons and background (×2 variance for the EMCCD, sCMOS read noise
+added to the background); "isolated" restricts to emitters with no other within 1 µm in their
+frame. Picasso (separate venv: ``bash benchmarks/peers/setup_picasso.sh``) runs its net-gradient
+detection (box 7) and MLE fit with the camera's baseline, sensitivity, EM gain and QE; its
+minimum net gradient is tuned over a grid on the same data (best efficiency kept), as in
+ANCHORS. abbe runs with its defaults (detection at 6× the filtered noise, up to 3 emitters per
+region), given the PSF σ.
+
+Also: the Deep-STORM high-density stack (../shared/data/smlm/deepstorm_demo1, EPFL 2013
+"bundled tubes", ~225 emitters per frame, baseline taken as 100 ADU, 1 ADU per photon).
+
+Run:    .venv/bin/python benchmarks/smlm.py [--quick]
+Output: JSON on stdout; benchmarks/results/smlm.json and smlm.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+PEER_PY = HERE / ".venv-picasso" / "bin" / "python"
+SHARED = HERE.parents[1] / "shared" / "data" / "smlm"
+PX, SIGMA = 100.0, 130.0
+FIELD = (6400.0, 6400.0)
+BORDER = 300.0
+CASES = [("scmos", 0.1), ("scmos", 1.0), ("emccd", 0.1), ("emccd", 1.0)]
+NET_GRADIENTS = [2000, 3000, 4000, 6000, 8000, 12000]
+
+
+def picasso_camera(camera) -> dict:
+    """Picasso's camera_info: baseline (ADU), sensitivity (e⁻/ADU), EM gain, QE."""
+    return {
+        "baseline": float(np.mean(camera.offset)),
+        "sensitivity": 1.0 / float(camera.gain),
+        "gain": float(camera.em_gain),
+        "qe": float(camera.qe),
+    }
+
+
+def run_picasso(stack: np.ndarray, camera_info: dict, gradients: list[int]) -> list[dict]:
+    if not PEER_PY.exists():
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "stack.npy"
+        np.save(data, stack.astype(np.uint16))
+        out = Path(tmp) / "out"
+        done = subprocess.run(
+            [
+                str(PEER_PY),
+                str(HERE / "peers" / "picasso_run.py"),
+                "--stack",
+                str(data),
+                "--camera",
+                json.dumps(camera_info),
+                "--gradients",
+                ",".join(str(g) for g in gradients),
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"Picasso failed: {done.stderr[-800:]}")
+        runs = json.loads(done.stdout.strip().splitlines()[-1])
+        for r in runs:
+            r["locs"] = pd.read_csv(r.pop("path"))
+    return runs
+
+
+def isolated(truth: pd.DataFrame, radius_nm: float = 1000.0) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    pts = np.column_stack([truth["x_nm"], truth["y_nm"], truth["frame"] * 1e7])
+    d, _ = cKDTree(pts).query(pts, k=2)
+    return d[:, 1] > radius_nm
+
+
+def score_case(locs: pd.DataFrame, sim, iso: np.ndarray) -> dict:
+    from abbe.metrics.smlm import crlb_nm, inside, match, score
+
+    s = score(locs, sim.truth, field_nm=FIELD, border_nm=BORDER)
+    keep_t = inside(sim.truth, FIELD, BORDER)
+    truth = sim.truth[keep_t].reset_index(drop=True)
+    iso_t = iso[keep_t]
+    test = locs[inside(locs, FIELD, BORDER)].reset_index(drop=True)
+    it, ig = match(test, truth)
+    cam = sim.camera
+    qe = cam.qe
+    read_var = float(np.mean(np.asarray(cam.read_noise) ** 2)) / cam.em_gain**2
+    bg = sim.background[truth["frame"].to_numpy()[ig] - 1] * qe + read_var
+    bound = crlb_nm(
+        truth["photons"].to_numpy()[ig] * qe,
+        bg,
+        sigma_nm=SIGMA,
+        pixel_size_nm=PX,
+        excess=cam.excess_noise_factor,
+    )
+    dx = test["x_nm"].to_numpy()[it] - truth["x_nm"].to_numpy()[ig]
+    dy = test["y_nm"].to_numpy()[it] - truth["y_nm"].to_numpy()[ig]
+    err2 = dx**2 + dy**2
+    lone = iso_t[ig]
+
+    def ratio(sel):
+        return float(np.sqrt(err2[sel].mean()) / np.sqrt((bound[sel] ** 2).mean()))
+
+    return {
+        "jaccard": round(s.jaccard, 2),
+        "rmse_nm": round(s.rmse_nm, 2),
+        "efficiency": round(s.efficiency, 2),
+        "recall": round(s.recall, 2),
+        "precision": round(s.precision, 2),
+        "rmse_over_crlb": round(ratio(np.ones(len(it), bool)), 3),
+        "rmse_over_crlb_isolated": round(ratio(lone), 3) if lone.any() else None,
+        "crlb_nm": round(float(np.sqrt((bound**2).mean())), 2),
+        "tp": s.tp,
+        "fp": s.fp,
+        "fn": s.fn,
+    }
+
+
+def protocol(frames: int, gradients: list[int]) -> dict:
+    from abbe.localize import fit
+    from abbe.simulate.smlm import smlm
+
+    rows = {}
+    for k, (camera, density) in enumerate(CASES):
+        sim = smlm(
+            frames=frames,
+            size=64,
+            pixel_size_nm=PX,
+            density=density,
+            photons=(1000, 5000),
+            background=(20, 100),
+            psf_sigma_nm=SIGMA,
+            camera=camera,
+            seed=100 + k,
+        )
+        iso = isolated(sim.truth)
+        t0 = time.perf_counter()
+        locs = fit(sim.stack, pixel_size_nm=PX, psf_sigma_nm=SIGMA, camera=sim.camera)
+        seconds = time.perf_counter() - t0
+        row = {
+            "emitters": len(sim.truth),
+            "abbe": {
+                **score_case(locs, sim, iso),
+                "seconds": round(seconds, 2),
+                "locs_per_s": round(len(locs) / seconds),
+                "frames_per_s": round(frames / seconds, 1),
+            },
+        }
+        runs = run_picasso(sim.stack, picasso_camera(sim.camera), gradients)
+        if runs:
+            scored = []
+            for r in runs:
+                sc = score_case(r["locs"], sim, iso)
+                scored.append(
+                    {
+                        "min_net_gradient": r["min_net_gradient"],
+                        **sc,
+                        "seconds": round(r["seconds"], 2),
+                        "locs_per_s": round(len(r["locs"]) / r["seconds"]),
+                    }
+                )
+            best = max(scored, key=lambda s: s["efficiency"])
+            row["picasso"] = best
+            row["picasso_sweep"] = [
+                {k: s[k] for k in ("min_net_gradient", "jaccard", "rmse_nm", "efficiency")}
+                for s in scored
+            ]
+        else:
+            row["picasso"] = "not run: bash benchmarks/peers/setup_picasso.sh"
+        rows[f"{camera}_{density:g}"] = row
+    return rows
+
+
+def deepstorm_stack(gradients: list[int]) -> dict | None:
+    from abbe import io
+    from abbe.io.tables import read_localizations
+    from abbe.localize import fit
+    from abbe.metrics.smlm import score
+    from abbe.simulate import Camera
+
+    folder = SHARED / "deepstorm_demo1"
+    if not folder.is_dir():
+        return None
+    stack, _ = io.read(folder / "testStack_SimulatedMicrotubules.tif")
+    stack = np.asarray(stack)
+    truth = read_localizations(folder / "Positions_Bundled_Tubulin_Recreated.csv")
+    camera = Camera(kind="ccd", gain=1.0, offset=100.0)
+    t0 = time.perf_counter()
+    locs = fit(stack, pixel_size_nm=PX, camera=camera, psf_sigma_nm=None)
+    seconds = time.perf_counter() - t0
+    s = score(locs, truth)
+    out = {
+        "frames": int(stack.shape[0]),
+        "emitters_per_frame": round(len(truth) / stack.shape[0], 1),
+        "abbe_fit": {
+            "jaccard": round(s.jaccard, 2),
+            "rmse_nm": round(s.rmse_nm, 2),
+            "efficiency": round(s.efficiency, 2),
+            "localizations": len(locs),
+            "seconds": round(seconds, 2),
+        },
+        "picasso_anchor": {"jaccard": 14.7, "rmse_nm": 54.0},
+    }
+    runs = run_picasso(
+        stack, {"baseline": 100.0, "sensitivity": 1.0, "gain": 1.0, "qe": 1.0}, gradients
+    )
+    if runs:
+        scored = []
+        for r in runs:
+            ps = score(r["locs"], truth)
+            scored.append(
+                {
+                    "min_net_gradient": r["min_net_gradient"],
+                    "jaccard": round(ps.jaccard, 2),
+                    "rmse_nm": round(ps.rmse_nm, 2),
+                    "efficiency": round(ps.efficiency, 2),
+                }
+            )
+        out["picasso"] = max(scored, key=lambda s: s["jaccard"])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    frames = 100 if args.quick else 500
+    gradients = NET_GRADIENTS[::2] if args.quick else NET_GRADIENTS
+    rows = protocol(frames, gradients)
+    dense = deepstorm_stack([500, 1000, 2000, 4000])
+    s01, s1 = rows["scmos_0.1"]["abbe"], rows["scmos_1"]["abbe"]
+    verdict = {
+        "0.1/µm² sCMOS: Jaccard ≥ 95 %": s01["jaccard"] >= 95,
+        "0.1/µm² sCMOS: efficiency ≥ 90": s01["efficiency"] >= 90,
+        "0.1/µm² sCMOS: RMSE/CRLB ≤ 1.3": s01["rmse_over_crlb"] <= 1.3,
+        "isolated RMSE/CRLB ≤ 1.05": (s01["rmse_over_crlb_isolated"] or 9) <= 1.05,
+        "1/µm² sCMOS: Jaccard ≥ 85 %": s1["jaccard"] >= 85,
+        "1/µm² sCMOS: efficiency ≥ 70": s1["efficiency"] >= 70,
+        "high-density stack: Jaccard ≥ 50 %, RMSE ≤ 40 nm": bool(
+            dense and dense["abbe_fit"]["jaccard"] >= 50 and dense["abbe_fit"]["rmse_nm"] <= 40
+        ),
+    }
+    picasso = rows["scmos_0.1"].get("picasso")
+    if isinstance(picasso, dict):
+        verdict["speed ≥ Picasso (locs/s)"] = s01["locs_per_s"] >= picasso["locs_per_s"]
+    report = {
+        "benchmark": "smlm",
+        "protocol": {"frames": frames, "pixel_nm": PX, "psf_sigma_nm": SIGMA, "border_nm": BORDER},
+        "cases": rows,
+        "high_density_stack": dense,
+        "verdict": verdict,
+    }
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "smlm.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""``abbe localize``: single-molecule localizations (nm, photons) from an SMLM stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from abbe.cli.common import err, out, progress
+from abbe.errors import InputError
+
+
+def localize(
+    stack_path: Path = typer.Argument(..., help="SMLM stack (TYX TIFF or OME-Zarr)."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Localizations: .csv (abbe), _ts.csv (ThunderSTORM), .hdf5."
+    ),
+    method: str = typer.Option("fit", "--method", help="fit: MLE Gaussian fitting."),
+    pixel_size_nm: float = typer.Option(
+        None, "--pixel-size", min=1e-3, help="Camera pixel, nm (default: from the file)."
+    ),
+    psf_sigma_nm: float = typer.Option(
+        None, "--psf-sigma-nm", min=1.0, help="PSF σ, nm (default: fitted per emitter)."
+    ),
+    camera_file: Path = typer.Option(
+        None, "--camera", help="Camera file (JSON/YAML: offset, gain, em_gain, qe, read_noise)."
+    ),
+    offset: float = typer.Option(None, "--offset", help="Camera baseline, ADU."),
+    gain: float = typer.Option(None, "--gain", min=1e-9, help="ADU per electron (output)."),
+    em_gain: float = typer.Option(None, "--em-gain", min=1.0, help="EM gain (EMCCD)."),
+    qe: float = typer.Option(None, "--qe", min=1e-3, max=1.0, help="Quantum efficiency."),
+    read_noise: float = typer.Option(None, "--read-noise", min=0.0, help="Read noise, e⁻ rms."),
+    min_photons: float = typer.Option(
+        None, "--min-photons", min=0.0, help="Detection threshold, photons (default: 6× noise)."
+    ),
+    max_emitters: int = typer.Option(
+        3, "--max-emitters", min=1, max=5, help="Emitters fitted together where spots overlap."
+    ),
+    render: Path = typer.Option(None, "--render", help="Also write a super-resolved TIFF."),
+    render_pixel_nm: float = typer.Option(
+        10.0, "--render-pixel", min=0.1, help="Pixel of the render, nm."
+    ),
+    drift: bool = typer.Option(False, "--drift", help="Correct drift by cross-correlation."),
+    axes: str = typer.Option(None, "--axes", help="Axes of the stack, e.g. TYX."),
+    chunk_frames: int = typer.Option(200, "--chunk", min=1, help="Frames per batch."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+) -> None:
+    """Detect and fit single emitters; positions in nm from the corner of the first pixel."""
+    import pandas as pd
+
+    from abbe import io
+    from abbe.io.tables import write_localizations
+    from abbe.localize import fit
+    from abbe.localize.calibration import camera_from_flags, load_camera, looks_offset
+    from abbe.localize.render import correct_drift, estimate_drift, render_gaussian
+
+    if method != "fit":
+        raise InputError(f"unknown --method {method!r}; this version localizes with 'fit'")
+    io.check_writable(output, overwrite=overwrite)
+    if render is not None:
+        io.check_writable(render, overwrite=overwrite)
+    data, meta = io.read(stack_path, axes=axes)
+    stack = _as_tyx(data, meta.axes, stack_path)
+    px = pixel_size_nm or meta.pixel_size_nm
+    if px is None:
+        raise InputError("pixel size unknown: give --pixel-size NM", stack_path)
+    camera = load_camera(camera_file) if camera_file is not None else None
+    flags = camera_from_flags(
+        offset=offset, gain=gain, em_gain=em_gain, qe=qe, read_noise=read_noise
+    )
+    camera = camera or flags
+    if camera is None and meta.extra.get("units") != "photons" and looks_offset(stack):
+        err.print(
+            f"warning: {stack_path}: values read as photons, but the data look like camera "
+            "output with a baseline; give --camera or --offset/--gain for correct photons",
+            markup=False,
+        )
+    parts = []
+    starts = range(0, stack.shape[0], chunk_frames)
+    for start in progress(starts, "localizing", total=len(starts), quiet=quiet):
+        frames = np.asarray(stack[start : start + chunk_frames], dtype=np.float32)
+        locs = fit(
+            frames,
+            pixel_size_nm=px,
+            psf_sigma_nm=psf_sigma_nm,
+            camera=camera,
+            min_photons=min_photons,
+            max_emitters=max_emitters,
+        )
+        locs["frame"] += start
+        parts.append(locs)
+    locs = pd.concat(parts, ignore_index=True)
+    field_nm = (stack.shape[1] * px, stack.shape[2] * px)
+    if drift and len(locs):
+        locs = correct_drift(locs, estimate_drift(locs, field_nm=field_nm))
+    info = {"pixel_size_nm": px, "psf_sigma_nm": psf_sigma_nm, "source": str(stack_path)}
+    written = write_localizations(
+        output, locs, pixel_size_nm=px, shape=stack.shape, overwrite=overwrite, info=info
+    )
+    if render is not None:
+        image = render_gaussian(locs, field_nm=field_nm, pixel_size_nm=render_pixel_nm)
+        io.write(
+            render,
+            image,
+            io.Meta("YX", pixel_size_nm=render_pixel_nm, extra={"units": "localizations"}),
+            overwrite=overwrite,
+        )
+    if not quiet:
+        median = float(np.median(locs["uncertainty_nm"])) if len(locs) else float("nan")
+        out.print(
+            f"{stack_path} → {', '.join(str(p) for p in written)}: {len(locs)} localizations "
+            f"in {stack.shape[0]} frames, median precision {median:.1f} nm"
+            + (f"; render {render}" if render is not None else "")
+        )
+
+
+def _as_tyx(data, axes: str, path: Path):
+    if axes == "YX":
+        return np.asarray(data)[None]
+    if sorted(axes) != sorted("TYX"):
+        extra = [a for a in axes if a not in "TYX"]
+        if all(data.shape[axes.index(a)] == 1 for a in extra) and "T" in axes:
+            arr = np.asarray(data).reshape([data.shape[axes.index(a)] for a in "TYX"])
+            return arr
+        if "Z" in axes and "T" not in axes:
+            from abbe import io
+
+            return io.transpose_to(np.asarray(data), axes, "ZYX")
+        raise InputError(f"localization takes a TYX stack; got axes {axes}", path)
+    from abbe import io
+
+    return io.transpose_to(data, axes, "TYX")
