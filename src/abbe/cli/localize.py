@@ -16,7 +16,9 @@ def localize(
     output: Path = typer.Option(
         ..., "-o", "--output", help="Localizations: .csv (abbe), _ts.csv (ThunderSTORM), .hdf5."
     ),
-    method: str = typer.Option("fit", "--method", help="fit: MLE Gaussian fitting."),
+    method: str = typer.Option(
+        "fit", "--method", help="fit (MLE Gaussian fitting) or a localizer model folder."
+    ),
     pixel_size_nm: float = typer.Option(
         None, "--pixel-size", min=1e-3, help="Camera pixel, nm (default: from the file)."
     ),
@@ -56,8 +58,13 @@ def localize(
     from abbe.localize.calibration import camera_from_flags, load_camera, looks_offset
     from abbe.localize.render import correct_drift, estimate_drift, render_gaussian
 
+    learned = None
     if method != "fit":
-        raise InputError(f"unknown --method {method!r}; this version localizes with 'fit'")
+        from abbe.localize.learned import Localizer
+
+        if not Path(method).is_dir():
+            raise InputError(f"unknown --method {method!r}: use fit or a localizer model folder")
+        learned = Localizer.load(method)
     io.check_writable(output, overwrite=overwrite)
     if render is not None:
         io.check_writable(render, overwrite=overwrite)
@@ -81,14 +88,17 @@ def localize(
     starts = range(0, stack.shape[0], chunk_frames)
     for start in progress(starts, "localizing", total=len(starts), quiet=quiet):
         frames = np.asarray(stack[start : start + chunk_frames], dtype=np.float32)
-        locs = fit(
-            frames,
-            pixel_size_nm=px,
-            psf_sigma_nm=psf_sigma_nm,
-            camera=camera,
-            min_photons=min_photons,
-            max_emitters=max_emitters,
-        )
+        if learned is not None:
+            locs = learned.predict(frames, camera=camera)
+        else:
+            locs = fit(
+                frames,
+                pixel_size_nm=px,
+                psf_sigma_nm=psf_sigma_nm,
+                camera=camera,
+                min_photons=min_photons,
+                max_emitters=max_emitters,
+            )
         locs["frame"] += start
         parts.append(locs)
     locs = pd.concat(parts, ignore_index=True)

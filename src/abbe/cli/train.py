@@ -221,3 +221,84 @@ def n2v(
     _train(
         "n2v", inputs, None, output, max_time, epochs, config, axes, resume, overwrite, seed, quiet
     )
+
+
+@app.command("localizer")
+def localizer(
+    stack: Path = typer.Option(
+        None, "--stack", help="Your SMLM stack: PSF σ, photons and background are read off it."
+    ),
+    output: Path = _OUTPUT,
+    pixel_size_nm: float = typer.Option(
+        None, "--pixel-size", min=1e-3, help="Camera pixel, nm (default: from --stack)."
+    ),
+    psf_sigma_nm: float = typer.Option(None, "--psf-sigma-nm", min=1.0, help="PSF σ, nm."),
+    photons: tuple[float, float] = typer.Option(
+        (0.0, 0.0), "--photons", help="MIN MAX photons per emitter (default: from --stack)."
+    ),
+    background: tuple[float, float] = typer.Option(
+        (-1.0, -1.0), "--background", help="MIN MAX background photons/px (default: --stack)."
+    ),
+    density: float = typer.Option(
+        2.0, "--density", min=0.01, help="Highest emitters per µm² per frame to train for."
+    ),
+    camera_file: Path = typer.Option(None, "--camera", help="Camera file (JSON/YAML)."),
+    max_time: float = typer.Option(
+        600.0, "--max-time", min=1.0, help="Training time budget in seconds."
+    ),
+    resume: bool = _RESUME,
+    overwrite: bool = _OVERWRITE,
+    seed: int = typer.Option(0, "--seed", help="Random seed of the simulations."),
+    quiet: bool = _QUIET,
+) -> None:
+    """Learned localization for dense SMLM: a U-Net trained on simulations matched to your
+    camera, PSF, brightness and density (DECODE-style per-pixel head)."""
+    from abbe import io
+    from abbe.localize.calibration import camera_record, load_camera
+    from abbe.localize.learned import Localizer, LocalizerConfig, estimate_conditions
+
+    if (output / "config.json").exists() and not (overwrite or resume):
+        raise InputError("a model is already in this folder; pass --overwrite", output)
+    camera = load_camera(camera_file) if camera_file is not None else None
+    settings: dict[str, Any] = {}
+    if stack is not None:
+        data, meta = io.read(stack)
+        pixel_size_nm = pixel_size_nm or meta.pixel_size_nm
+        if pixel_size_nm is None:
+            raise InputError("pixel size unknown: give --pixel-size NM", stack)
+        frames = np.asarray(data) if data.ndim == 3 else np.asarray(data)[None]
+        settings = estimate_conditions(frames, pixel_size_nm=pixel_size_nm, camera=camera)
+        if not quiet:
+            out.print(
+                f"{stack.name}: PSF σ {settings['psf_sigma_nm']:.0f} nm, photons "
+                f"{settings['photons'][0]:.0f}–{settings['photons'][1]:.0f}, background "
+                f"{settings['background'][0]:.0f}–{settings['background'][1]:.0f} "
+                f"({settings['spots']} spots)"
+            )
+    if pixel_size_nm is None:
+        raise InputError("give --stack or --pixel-size (and the PSF, photons, background)")
+    sigma = psf_sigma_nm or settings.get("psf_sigma_nm")
+    ph = photons if photons[1] > 0 else settings.get("photons")
+    bg = background if background[1] >= 0 else settings.get("background")
+    if sigma is None or ph is None or bg is None:
+        raise InputError("give --stack, or --psf-sigma-nm, --photons and --background")
+    record = camera_record(camera) if camera is not None else {"kind": "ideal"}
+    base = LocalizerConfig()
+    cfg = LocalizerConfig(
+        pixel_size_nm=pixel_size_nm,
+        psf_sigma_nm=sigma,
+        photons=tuple(ph),
+        background=tuple(bg),
+        density=(0.0, density),
+        camera=record,
+        training=base.training.model_copy(
+            update={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
+        ),
+    )
+    model = Localizer(cfg).fit(work_dir=output, resume=resume, quiet=quiet)
+    model.save(output, overwrite=True)
+    if not quiet:
+        out.print(
+            f"trained {output} in {model.metrics['training_seconds']:.0f} s "
+            f"({model.metrics['steps']} steps, validation loss {model.metrics['val_loss']:.4f})"
+        )

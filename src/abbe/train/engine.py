@@ -104,15 +104,22 @@ def restoration_loss(
 class RestorationTask(L.LightningModule):
     """A network, its loss and its optimizer, as Lightning trains them."""
 
-    def __init__(self, network: torch.nn.Module, cfg: TrainingConfig) -> None:
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        cfg: TrainingConfig,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
-        self.network, self.cfg = network, cfg
+        self.network, self.cfg, self.loss_fn = network, cfg, loss_fn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
     def _step(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y, w = batch
+        if self.loss_fn is not None:
+            return self.loss_fn(self.network(x), y, w)
         return restoration_loss(self.cfg.loss, self.network(x), y, w)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
@@ -267,7 +274,7 @@ class History(Callback):
 
 
 class _EpochSeed(Callback):
-    def __init__(self, dataset: PatchBatches) -> None:
+    def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -296,7 +303,7 @@ class FitResult:
 
 def fit(
     network: torch.nn.Module,
-    train_pool: PatchPool,
+    train_pool: PatchPool | None,
     val_pool: PatchPool | None,
     cfg: TrainingConfig,
     *,
@@ -306,6 +313,8 @@ def fit(
     quiet: bool = False,
     extra_callbacks: list[Callback] | None = None,
     on_export: Callable[[torch.nn.Module], None] | None = None,
+    datasets: tuple[Any, Any] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> FitResult:
     """Train ``network`` on patches from ``train_pool`` and return it with its history.
 
@@ -318,6 +327,10 @@ def fit(
     masking : Noise2Void masking (self-supervised) or None (supervised pairs).
     resume : continue from ``work_dir/checkpoints/last.ckpt``.
     quiet : no progress bar.
+    datasets : (train, validation) datasets of ready batches ``(x, y, weight)`` that replace the
+        patch pools (e.g. simulations drawn on the fly); each needs an ``epoch`` attribute, set
+        at the start of every epoch so that batches depend only on (seed, epoch, index).
+    loss_fn : ``loss(output, y, weight)`` instead of the restoration loss ``cfg.loss``.
     """
     work_dir = Path(work_dir)
     ckpt_dir = work_dir / CHECKPOINT_DIR
@@ -327,14 +340,19 @@ def fit(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     total_steps = cfg.max_epochs * cfg.steps_per_epoch
-    train_data = PatchBatches(train_pool, cfg, n_batches=cfg.steps_per_epoch, masking=masking)
-    val_data = PatchBatches(
-        val_pool or train_pool,
-        cfg,
-        n_batches=cfg.validation_batches,
-        masking=masking,
-        validation=True,
-    )
+    if datasets is not None:
+        train_data, val_data = datasets
+    else:
+        if train_pool is None:
+            raise InputError("training needs images (a patch pool) or ready datasets")
+        train_data = PatchBatches(train_pool, cfg, n_batches=cfg.steps_per_epoch, masking=masking)
+        val_data = PatchBatches(
+            val_pool or train_pool,
+            cfg,
+            n_batches=cfg.validation_batches,
+            masking=masking,
+            validation=True,
+        )
     loader = _loader(train_data)
     val_loader = _loader(val_data)
     budget = Budget(cfg, total_steps)
@@ -355,7 +373,7 @@ def fit(
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=False))
-    task = RestorationTask(network, cfg)
+    task = RestorationTask(network, cfg, loss_fn)
     with _quiet_lightning():
         trainer = L.Trainer(
             accelerator=cfg.accelerator,
