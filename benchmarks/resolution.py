@@ -363,7 +363,7 @@ def _figure(curves: dict, example: dict) -> None:
 
     from abbe.report import display_range
 
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7.6))
+    fig, axes = plt.subplots(3, 3, figsize=(13, 12.5))
     for ax, (name, (expected, two, one, dec)) in zip(axes[0][:2], curves.items(), strict=True):
         f = expected.frequency * 1e3
         ax.plot(
@@ -384,15 +384,14 @@ def _figure(curves: dict, example: dict) -> None:
         ax.set_xlabel("cycles/µm")
         ax.set_ylim(-0.05, 1.05)
         ax.legend(fontsize=7)
-    for row, kind in ((0, "deletion"), (1, "addition")):
+    for row, kind in ((1, "deletion"), (2, "addition")):
         ex = example[kind]
         panels = [
             ("reference (widefield)", ex["reference"]),
             ("output with planted " + kind, ex["output"]),
             ("error map", ex["error map"]),
         ]
-        start = 2 if row == 0 else 0
-        for ax, (title, img) in zip(axes[row][start : start + 3], panels, strict=False):
+        for ax, (title, img) in zip(axes[row], panels, strict=True):
             lo, hi = display_range(img)
             ax.imshow(img, cmap="magma" if "error" in title else "gray", vmin=lo, vmax=hi)
             if "error" in title or "output" in title:
@@ -400,7 +399,7 @@ def _figure(curves: dict, example: dict) -> None:
             ax.set_title(title, fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])
-    axes[1][3].axis("off")
+    axes[0][2].axis("off")
     fig.tight_layout()
     fig.savefig(HERE / "results" / "resolution.png", dpi=100)
     plt.close(fig)

@@ -137,23 +137,29 @@ def score_case(locs: pd.DataFrame, sim, iso: np.ndarray) -> dict:
     }
 
 
+def protocol_stack(camera: str, density: float, k: int, frames: int):
+    """The ANCHORS protocol's simulated stack for case ``k`` (fixed seed per case)."""
+    from abbe.simulate.smlm import smlm
+
+    return smlm(
+        frames=frames,
+        size=64,
+        pixel_size_nm=PX,
+        density=density,
+        photons=(1000, 5000),
+        background=(20, 100),
+        psf_sigma_nm=SIGMA,
+        camera=camera,
+        seed=100 + k,
+    )
+
+
 def protocol(frames: int, gradients: list[int]) -> dict:
     from abbe.localize import fit
-    from abbe.simulate.smlm import smlm
 
     rows = {}
     for k, (camera, density) in enumerate(CASES):
-        sim = smlm(
-            frames=frames,
-            size=64,
-            pixel_size_nm=PX,
-            density=density,
-            photons=(1000, 5000),
-            background=(20, 100),
-            psf_sigma_nm=SIGMA,
-            camera=camera,
-            seed=100 + k,
-        )
+        sim = protocol_stack(camera, density, k, frames)
         iso = isolated(sim.truth)
         t0 = time.perf_counter()
         locs = fit(sim.stack, pixel_size_nm=PX, psf_sigma_nm=SIGMA, camera=sim.camera)
@@ -247,7 +253,6 @@ def learned_protocol(minutes: float, frames: int) -> dict:
     from abbe.localize.calibration import camera_record
     from abbe.localize.learned import Localizer, LocalizerConfig
     from abbe.simulate import Camera
-    from abbe.simulate.smlm import smlm
 
     base = LocalizerConfig()
     cfg = LocalizerConfig(
@@ -267,17 +272,7 @@ def learned_protocol(minutes: float, frames: int) -> dict:
     for k, (camera, density) in enumerate(CASES):
         if camera != "scmos":
             continue
-        sim = smlm(
-            frames=frames,
-            size=64,
-            pixel_size_nm=PX,
-            density=density,
-            photons=(1000, 5000),
-            background=(20, 100),
-            psf_sigma_nm=SIGMA,
-            camera=camera,
-            seed=100 + k,
-        )
+        sim = protocol_stack(camera, density, k, frames)
         t0 = time.perf_counter()
         locs = model.predict(sim.stack, camera=sim.camera)
         seconds = time.perf_counter() - t0

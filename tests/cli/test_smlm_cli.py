@@ -89,3 +89,47 @@ def test_localize_refuses_bad_input_in_one_line(cli, smlm_dir, tmp_path):
     (tmp_path / "l.csv").write_text("x")
     r = cli("localize", smlm_dir / "stack.tif", "-o", tmp_path / "l.csv")
     assert r.code == 2 and "--overwrite" in r.err
+
+
+@pytest.mark.slow
+def test_train_a_localizer_on_the_stack_and_use_it(cli, smlm_dir, tmp_path):
+    r = cli(
+        "train",
+        "localizer",
+        "--stack",
+        smlm_dir / "stack.tif",
+        "--camera",
+        smlm_dir / "camera.json",
+        "-o",
+        tmp_path / "loc",
+        "--max-time",
+        "20",
+        "-q",
+    )
+    assert r.code == 0, r
+    config = json.loads((tmp_path / "loc" / "config.json").read_text())
+    # The PSF σ read off the stack by fitting is the simulated 130 nm.
+    assert config["psf_sigma_nm"] == pytest.approx(130, rel=0.08)
+    r = cli(
+        "localize",
+        smlm_dir / "stack.tif",
+        "-o",
+        tmp_path / "l.csv",
+        "--method",
+        tmp_path / "loc",
+        "--camera",
+        smlm_dir / "camera.json",
+        "-q",
+    )
+    assert r.code == 0, r
+    r = cli(
+        "localize",
+        smlm_dir / "stack.tif",
+        "-o",
+        tmp_path / "l2.csv",
+        "--method",
+        tmp_path / "loc",
+        "--pixel-size",
+        "160",
+    )
+    assert r.code == 2 and "trained for 100 nm" in r.err

@@ -73,6 +73,12 @@ def localize(
     px = pixel_size_nm or meta.pixel_size_nm
     if px is None:
         raise InputError("pixel size unknown: give --pixel-size NM", stack_path)
+    if learned is not None and abs(learned.config.pixel_size_nm / px - 1) > 0.02:
+        raise InputError(
+            f"the localizer was trained for {learned.config.pixel_size_nm:g} nm pixels, the stack "
+            f"has {px:g} nm; train one for this camera (abbe train localizer --stack …)",
+            stack_path,
+        )
     camera = load_camera(camera_file) if camera_file is not None else None
     flags = camera_from_flags(
         offset=offset, gain=gain, em_gain=em_gain, qe=qe, read_noise=read_noise

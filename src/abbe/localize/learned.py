@@ -53,7 +53,13 @@ class LocalizerConfig(BaseModel):
     training: TrainingConfig = TrainingConfig(
         patch_size=64, batch_size=16, steps_per_epoch=50, max_epochs=200, learning_rate=1e-3
     )
-    threshold: float = Field(0.5, gt=0, lt=1, description="Detection probability threshold.")
+    threshold: float = Field(
+        0.1,
+        gt=0,
+        lt=9,
+        description="Detection threshold on the 3×3 probability mass (set by "
+        "calibration on simulated frames after training).",
+    )
     name: str = "localizer"
 
     @property
@@ -185,6 +191,7 @@ class Localizer:
 
         self.config = config
         if network is None:
+            torch.manual_seed(config.training.seed)  # same seed, same initial weights
             network = UNet(config.network)
             with torch.no_grad():  # emitters are rare per pixel: start near p ≈ 2 %
                 network.head.bias[0] = -4.0
@@ -217,6 +224,7 @@ class Localizer:
                 "training_seconds": round(result.elapsed_s, 1),
             }
         )
+        self.metrics["detection"] = calibrate_threshold(self)
         return self
 
     # ------------------------------------------------------------------------ prediction
@@ -246,7 +254,7 @@ class Localizer:
     ) -> pd.DataFrame:
         """Localizations (abbe's columns) of a (T, Y, X) stack in ADU (with ``camera``) or
         photons."""
-        from abbe.localize.fit import LOC_COLUMNS, to_electrons
+        from abbe.localize.fit import to_electrons
 
         frames = np.asarray(stack)
         if frames.ndim == 2:
@@ -255,15 +263,19 @@ class Localizer:
             raise InputError(f"localization needs (T, Y, X) frames, got {frames.shape}")
         e = to_electrons(frames, camera)
         maps = self.predict_maps(e.data)
+        return self._locs_from_maps(maps, threshold or self.config.threshold, e.qe)
+
+    def _locs_from_maps(self, maps: np.ndarray, threshold: float, qe: float) -> pd.DataFrame:
+        from abbe.localize.fit import LOC_COLUMNS
+
         p = 1 / (1 + np.exp(-maps[:, 0]))
-        thr = threshold or self.config.threshold
-        t, iy, ix = _detections(p, thr)
+        t, iy, ix = _detections(p, threshold)
         a = self.config.pixel_size_nm
         dx = np.tanh(maps[t, 1, iy, ix]) * 0.75
         dy = np.tanh(maps[t, 2, iy, ix]) * 0.75
         sx = np.exp(np.clip(maps[t, 3, iy, ix], -6, 3)) * a
         sy = np.exp(np.clip(maps[t, 4, iy, ix], -6, 3)) * a
-        photons = maps[t, 5, iy, ix] * self.config.photon_scale / e.qe
+        photons = maps[t, 5, iy, ix] * self.config.photon_scale / qe
         locs = pd.DataFrame(
             {
                 "frame": t + 1,
@@ -318,15 +330,50 @@ class Localizer:
 
 
 def _detections(p: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixels above ``threshold``, plus local maxima whose 3×3 probability mass exceeds it (an
-    emitter on a pixel border splits its probability between two pixels)."""
+    """Local maxima of the probability map (3×3) whose 3×3 probability mass exceeds
+    ``threshold``: one detection per emitter even when its probability is split between the
+    pixels it straddles."""
     from scipy import ndimage
 
-    above = p > threshold
     local = p == ndimage.maximum_filter(p, size=(1, 3, 3), mode="constant")
     mass = ndimage.uniform_filter(p, size=(1, 3, 3), mode="constant") * 9
-    pick = above | (local & (mass > threshold + 0.2) & (p > 0.2))
-    return np.nonzero(pick)
+    return np.nonzero(local & (mass > threshold))
+
+
+THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
+
+
+def calibrate_threshold(model: Localizer, frames: int = 64, seed: int = 987) -> dict[str, Any]:
+    """Choose the detection threshold that maximizes the Jaccard index on freshly simulated
+    frames (middle of the training density range), and store it in the model's config."""
+    from abbe.localize.fit import to_electrons
+    from abbe.metrics.smlm import score
+    from abbe.simulate.smlm import smlm
+
+    cfg = model.config
+    size = cfg.training.patch_size
+    sim = smlm(
+        frames=frames,
+        size=size,
+        pixel_size_nm=cfg.pixel_size_nm,
+        density=float(np.mean(cfg.density)),
+        photons=cfg.photons,
+        background=cfg.background,
+        psf_sigma_nm=cfg.psf_sigma_nm,
+        camera=_camera(cfg.camera, (size, size), seed),
+        seed=seed,
+    )
+    maps = model.predict_maps(to_electrons(sim.stack, sim.camera).data)
+    scores = {}
+    for thr in THRESHOLDS:
+        locs = model._locs_from_maps(maps, thr, sim.camera.qe)
+        scores[thr] = score(locs, sim.truth).jaccard
+    best = max(scores, key=lambda k: scores[k])
+    model.config = cfg.model_copy(update={"threshold": best})
+    return {
+        "threshold": best,
+        "jaccard_by_threshold": {str(k): round(v, 2) for k, v in scores.items()},
+    }
 
 
 def estimate_conditions(
