@@ -4,9 +4,10 @@ Rendering: each localization is either counted in its pixel (histogram) or drawn
 normalized Gaussian of its own localization precision (the usual way to show what the data
 support: a precise localization is a sharp spot, an uncertain one a blur).
 
-Drift: the localizations are split into time bins, each bin rendered, and the shift of each
-render against the first found at the peak of their cross-correlation (sub-pixel by a parabola);
-the shifts are interpolated over frames and subtracted (Mlodzianoski et al., Opt Express 19:15009
+Drift: the localizations are split into time bins, each bin rendered, and the shift between
+every pair of renders found at the peak of their cross-correlation (sub-pixel by a parabola) and
+solved for one drift per bin by least squares (redundant cross-correlation); the drifts are
+interpolated over frames and subtracted (Mlodzianoski et al., Opt Express 19:15009
 (2011); Wang et al., Opt Express 22:15982 (2014)).
 """
 
@@ -126,16 +127,42 @@ def estimate_drift(
         centres.append(frames[sel].mean())
     if len(renders) < 2:
         raise InputError("too few localizations per time bin to estimate drift")
-    ref = fft.rfft2(renders[0])
-    shifts = [(0.0, 0.0)]
-    for img in renders[1:]:
-        xc = fft.irfft2(fft.rfft2(img) * ref.conj(), s=img.shape)
-        shifts.append(_peak(xc))
+    # Redundant cross-correlation: the shift between every pair of bins, then per-bin drifts by
+    # least squares (d_j − d_i = r_ij, d_0 = 0), which averages out single noisy correlations.
+    from skimage.registration import phase_cross_correlation
+
+    spectra = [fft.fft2(img) for img in renders]
+    n = len(spectra)
+    rows, rhs = [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            # Sub-pixel peak by upsampled DFT around it (Guizar-Sicairos et al. 2008).
+            found, _, _ = phase_cross_correlation(
+                spectra[j], spectra[i], upsample_factor=20, space="fourier", normalization=None
+            )
+            row = np.zeros(n)
+            row[j], row[i] = 1.0, -1.0
+            rows.append(row)
+            rhs.append(found)
+    design = np.array(rows)[:, 1:]
+    solved, *_ = np.linalg.lstsq(design, np.array(rhs), rcond=None)
+    shifts = np.vstack([[0.0, 0.0], solved])
     shifts_nm = np.array(shifts) * pixel_size_nm
     all_frames = np.arange(f0, f1 + 1)
-    dy = np.interp(all_frames, centres, shifts_nm[:, 0])
-    dx = np.interp(all_frames, centres, shifts_nm[:, 1])
+    dy = _interpolate(all_frames, np.asarray(centres), shifts_nm[:, 0])
+    dx = _interpolate(all_frames, np.asarray(centres), shifts_nm[:, 1])
     return pd.DataFrame({"frame": all_frames, "dx_nm": dx, "dy_nm": dy})
+
+
+def _interpolate(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Piecewise-linear through the bin centres, extended linearly before the first and after
+    the last centre (drift keeps going in the half bins at either end)."""
+    y = np.interp(x, xp, fp)
+    if len(xp) >= 2:
+        lo, hi = x < xp[0], x > xp[-1]
+        y[lo] = fp[0] + (x[lo] - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0])
+        y[hi] = fp[-1] + (x[hi] - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+    return y
 
 
 def _peak(xc: np.ndarray) -> tuple[float, float]:
