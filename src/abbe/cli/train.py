@@ -242,7 +242,21 @@ def localizer(
     density: float = typer.Option(
         2.0, "--density", min=0.01, help="Highest emitters per µm² per frame to train for."
     ),
+    stack_density: float = typer.Option(
+        None,
+        "--stack-density",
+        min=0.01,
+        help="Typical emitters per µm² per frame in --stack (dense data): photons are then "
+        "read from the frames' total signal.",
+    ),
     camera_file: Path = typer.Option(None, "--camera", help="Camera file (JSON/YAML)."),
+    structured: float = typer.Option(
+        0.0,
+        "--structured",
+        min=0.0,
+        max=1.0,
+        help="Fraction of training frames with molecules on filaments (dense structures).",
+    ),
     max_time: float = typer.Option(
         600.0, "--max-time", min=1.0, help="Training time budget in seconds."
     ),
@@ -267,7 +281,9 @@ def localizer(
         if pixel_size_nm is None:
             raise InputError("pixel size unknown: give --pixel-size NM", stack)
         frames = np.asarray(data) if data.ndim == 3 else np.asarray(data)[None]
-        settings = estimate_conditions(frames, pixel_size_nm=pixel_size_nm, camera=camera)
+        settings = estimate_conditions(
+            frames, pixel_size_nm=pixel_size_nm, camera=camera, density=stack_density
+        )
         if not quiet:
             out.print(
                 f"{stack.name}: PSF σ {settings['psf_sigma_nm']:.0f} nm, photons "
@@ -291,6 +307,7 @@ def localizer(
         background=tuple(bg),
         density=(0.0, density),
         camera=record,
+        structured=structured,
         training=base.training.model_copy(
             update={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
         ),

@@ -47,6 +47,13 @@ class LocalizerConfig(BaseModel):
         (0.0, 2.0), description="Range of active emitters per µm² per frame in training."
     )
     camera: dict[str, Any] = Field(default_factory=lambda: {"kind": "ideal"})
+    structured: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Fraction of training batches whose emitters sit on filaments (blinking), "
+        "for data where molecules crowd along structures; the rest are placed at random.",
+    )
     network: UNetConfig = UNetConfig(
         in_channels=1, out_channels=N_OUT, width=24, depth=3, residual=False
     )
@@ -148,7 +155,9 @@ class SimulatedBatches(torch.utils.data.Dataset):
         seed = int(rng.integers(2**31))
         size = tr.patch_size
         camera = _camera(cfg.camera, (size, size), seed)
+        on_structure = bool(rng.random() < cfg.structured)
         sim = smlm(
+            structure="filaments" if on_structure else None,
             frames=tr.batch_size,
             size=size,
             pixel_size_nm=cfg.pixel_size_nm,
@@ -377,11 +386,21 @@ def calibrate_threshold(model: Localizer, frames: int = 64, seed: int = 987) -> 
 
 
 def estimate_conditions(
-    stack: np.ndarray, *, pixel_size_nm: float, camera: Camera | None = None
+    stack: np.ndarray,
+    *,
+    pixel_size_nm: float,
+    camera: Camera | None = None,
+    density: float | None = None,
 ) -> dict[str, Any]:
-    """PSF σ, photon and background ranges read off a stack by classical fitting of its
-    clearly isolated, bright spots: the simulation settings a learned localizer should match."""
-    from abbe.localize.fit import fit
+    """Simulation settings a learned localizer should match, read off the user's stack.
+
+    PSF σ: median fitted σ of clear spots (classical fitting). Photons and background: from the
+    same fits on sparse data; with ``density`` (emitters per µm² per frame, for dense data where
+    few spots are isolated and fits merge neighbours) the background is the 5th percentile of
+    the pixels and the photons the frames' mean signal above it shared among ``density`` emitters
+    per µm² (a range of ×0.5 to ×1.5 around that mean).
+    """
+    from abbe.localize.fit import fit, to_electrons
 
     frames = np.asarray(stack)[: min(len(stack), 200)]
     locs = fit(
@@ -398,11 +417,19 @@ def estimate_conditions(
         raise InputError("too few clear spots to estimate the PSF and brightness from")
     good = locs[(locs["sigma_nm"] > 0.5 * pixel_size_nm) & (locs["sigma_nm"] < 4 * pixel_size_nm)]
     sigma = float(np.median(good["sigma_nm"]))
-    photons = np.percentile(good["photons"], [5, 95])
-    background = np.percentile(good["background"], [5, 95])
-    return {
-        "psf_sigma_nm": round(sigma, 1),
-        "photons": (float(max(photons[0], 50.0)), float(photons[1])),
-        "background": (float(max(background[0], 0.0)), float(max(background[1], 1.0))),
-        "spots": len(good),
-    }
+    out: dict[str, Any] = {"psf_sigma_nm": round(sigma, 1), "spots": len(good)}
+    if density is None:
+        photons = np.percentile(good["photons"], [5, 95])
+        background = np.percentile(good["background"], [5, 95])
+        out["photons"] = (float(max(photons[0], 50.0)), float(photons[1]))
+        out["background"] = (float(max(background[0], 0.0)), float(max(background[1], 1.0)))
+        return out
+    e = to_electrons(frames, camera)
+    qe = e.qe
+    bg = max(float(np.percentile(e.data, 5)), 0.0) / qe
+    signal = float(np.mean(e.data)) / qe - bg  # photons per pixel above the background
+    area_um2 = frames.shape[1] * frames.shape[2] * (pixel_size_nm / 1e3) ** 2
+    mean_photons = signal * frames.shape[1] * frames.shape[2] / max(density * area_um2, 1e-9)
+    out["photons"] = (round(0.5 * mean_photons, 1), round(1.5 * mean_photons, 1))
+    out["background"] = (round(0.5 * bg, 2), round(1.5 * bg + 1.0, 2))
+    return out
