@@ -165,24 +165,6 @@ def _interpolate(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return y
 
 
-def _peak(xc: np.ndarray) -> tuple[float, float]:
-    """Sub-pixel (dy, dx) of the maximum of a circular cross-correlation."""
-    h, w = xc.shape
-    iy, ix = np.unravel_index(int(np.argmax(xc)), xc.shape)
-
-    def parabola(m, c, p):
-        d = m - 2 * c + p
-        return 0.5 * (m - p) / d if d != 0 else 0.0
-
-    oy = parabola(xc[(iy - 1) % h, ix], xc[iy, ix], xc[(iy + 1) % h, ix])
-    ox = parabola(xc[iy, (ix - 1) % w], xc[iy, ix], xc[iy, (ix + 1) % w])
-    dy = iy + oy
-    dx = ix + ox
-    dy = dy - h if dy > h / 2 else dy
-    dx = dx - w if dx > w / 2 else dx
-    return float(dy), float(dx)
-
-
 def correct_drift(locs: pd.DataFrame, drift: pd.DataFrame) -> pd.DataFrame:
     """Subtract the per-frame drift from the positions (a copy)."""
     table = drift.set_index("frame")
