@@ -133,3 +133,37 @@ def test_train_a_localizer_on_the_stack_and_use_it(cli, smlm_dir, tmp_path):
         "160",
     )
     assert r.code == 2 and "trained for 100 nm" in r.err
+
+
+@pytest.mark.slow
+def test_localize_with_deepstorm_trains_a_matched_model_and_keeps_it(cli, smlm_dir, tmp_path):
+    args = ["--camera", smlm_dir / "camera.json", "-q"]
+    r = cli(
+        "localize",
+        smlm_dir / "stack.tif",
+        "-o",
+        tmp_path / "l.csv",
+        "--method",
+        "deepstorm",
+        "--train-time",
+        "10",
+        *args,
+    )
+    assert r.code == 0, r
+    config = json.loads((tmp_path / "l_deepstorm" / "config.json").read_text())
+    # Matched to the stack: the PSF σ read off it by fitting is the simulated 130 nm. (How well
+    # a trained Deep-STORM localizes is tested in tests/localize/test_deepstorm.py.)
+    assert config["kind"] == "deepstorm"
+    assert config["psf_sigma_nm"] == pytest.approx(130, rel=0.08)
+    # The kept model is reused as a --method folder.
+    r = cli(
+        "localize",
+        smlm_dir / "stack.tif",
+        "-o",
+        tmp_path / "l2.csv",
+        "--method",
+        tmp_path / "l_deepstorm",
+        *args,
+    )
+    assert r.code == 0, r
+    assert (tmp_path / "l2.csv").read_text() == (tmp_path / "l.csv").read_text()

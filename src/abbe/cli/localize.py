@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,19 @@ def localize(
         ..., "-o", "--output", help="Localizations: .csv (abbe), _ts.csv (ThunderSTORM), .hdf5."
     ),
     method: str = typer.Option(
-        "fit", "--method", help="fit (MLE Gaussian fitting) or a localizer model folder."
+        "fit",
+        "--method",
+        help="fit (MLE Gaussian fitting), deepstorm (train a Deep-STORM matched to this stack, "
+        "then localize), or a model folder from abbe train localizer|deepstorm.",
+    ),
+    stack_density: float = typer.Option(
+        None,
+        "--stack-density",
+        min=0.01,
+        help="deepstorm: typical emitters per µm² per frame (dense data; else read off fits).",
+    ),
+    train_time: float = typer.Option(
+        300.0, "--train-time", min=1.0, help="deepstorm: training time budget, seconds."
     ),
     pixel_size_nm: float = typer.Option(
         None, "--pixel-size", min=1e-3, help="Camera pixel, nm (default: from the file)."
@@ -59,13 +72,16 @@ def localize(
     from abbe.localize.render import correct_drift, estimate_drift, render_gaussian
 
     learned = None
-    if method != "fit":
-        from abbe.localize.learned import Localizer
+    if method not in ("fit", "deepstorm"):
+        from abbe.localize.learned import load_model
 
         if not Path(method).is_dir():
-            raise InputError(f"unknown --method {method!r}: use fit or a localizer model folder")
-        learned = Localizer.load(method)
+            raise InputError(f"unknown --method {method!r}: use fit, deepstorm or a model folder")
+        learned = load_model(method)
     io.check_writable(output, overwrite=overwrite)
+    model_dir = output.with_name(output.name.split(".")[0] + "_deepstorm")
+    if method == "deepstorm":
+        io.check_writable(model_dir / "config.json", overwrite=overwrite)
     if render is not None:
         io.check_writable(render, overwrite=overwrite)
     data, meta = io.read(stack_path, axes=axes)
@@ -75,8 +91,9 @@ def localize(
         raise InputError("pixel size unknown: give --pixel-size NM", stack_path)
     if learned is not None and abs(learned.config.pixel_size_nm / px - 1) > 0.02:
         raise InputError(
-            f"the localizer was trained for {learned.config.pixel_size_nm:g} nm pixels, the stack "
-            f"has {px:g} nm; train one for this camera (abbe train localizer --stack …)",
+            f"the {learned.kind} model was trained for {learned.config.pixel_size_nm:g} nm "
+            f"pixels, the stack has {px:g} nm; train one for this camera "
+            f"(abbe train {learned.kind} --stack …)",
             stack_path,
         )
     camera = load_camera(camera_file) if camera_file is not None else None
@@ -89,6 +106,10 @@ def localize(
             f"warning: {stack_path}: values read as photons, but the data look like camera "
             "output with a baseline; give --camera or --offset/--gain for correct photons",
             markup=False,
+        )
+    if method == "deepstorm":
+        learned = _train_deepstorm(
+            stack, px, camera, psf_sigma_nm, stack_density, train_time, model_dir, quiet
         )
     parts = []
     starts = range(0, stack.shape[0], chunk_frames)
@@ -130,6 +151,46 @@ def localize(
             f"in {stack.shape[0]} frames, median precision {median:.1f} nm"
             + (f"; render {render}" if render is not None else "")
         )
+
+
+def _train_deepstorm(stack, px, camera, psf_sigma_nm, stack_density, seconds, folder, quiet):
+    """A Deep-STORM trained on simulations matched to ``stack``, saved in ``folder``."""
+    from abbe.localize.calibration import camera_record
+    from abbe.localize.deepstorm import DeepStorm, DeepStormConfig
+    from abbe.localize.learned import matched_settings
+
+    frames = np.asarray(stack[: min(len(stack), 200)], dtype=np.float32)
+    settings = matched_settings(
+        stack=frames,
+        pixel_size_nm=px,
+        camera=camera,
+        psf_sigma_nm=psf_sigma_nm,
+        stack_density=stack_density,
+    )
+    top = 2 * stack_density if stack_density else 4.0
+    base = DeepStormConfig()
+    cfg = DeepStormConfig(
+        pixel_size_nm=px,
+        psf_sigma_nm=settings["psf_sigma_nm"],
+        photons=settings["photons"],
+        background=settings["background"],
+        density=(0.1 * top, top),
+        camera=camera_record(camera) if camera is not None else {"kind": "ideal"},
+        training=base.training.model_copy(update={"max_time_s": seconds, "max_epochs": 100_000}),
+    )
+    if not quiet:
+        out.print(
+            f"training Deep-STORM for {seconds:.0f} s on simulations: PSF σ "
+            f"{cfg.psf_sigma_nm:.0f} nm, photons {cfg.photons[0]:.0f}–{cfg.photons[1]:.0f}, "
+            f"background {cfg.background[0]:.0f}–{cfg.background[1]:.0f}, "
+            f"{cfg.density[0]:g}–{cfg.density[1]:g} emitters/µm²"
+        )
+    with tempfile.TemporaryDirectory() as work:
+        model = DeepStorm(cfg).fit(work_dir=work, quiet=quiet)
+    model.save(folder, overwrite=True)
+    if not quiet:
+        out.print(f"model saved in {folder} (reuse it with --method {folder})")
+    return model
 
 
 def _as_tyx(data, axes: str, path: Path):

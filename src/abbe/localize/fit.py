@@ -163,27 +163,41 @@ def _levenberg_marquardt(
     n, box, _ = data.shape
     p = theta.shape[1]
     lo, hi = _bounds(box, m, fit_sigma)
+    theta = theta.clone()  # updated in place below
     lam = torch.full((n,), 1e-3, dtype=torch.float64)
     mu, jac = _model(theta, box, gamma, m, fit_sigma, sigma_px)
     ll = _loglik(data, mu)
     eye = torch.eye(p, dtype=torch.float64)
+    # Regions drop out once converged (most need well under ``iterations`` steps); the
+    # rest keep iterating on a smaller batch.
+    active = torch.arange(n)
     for _ in range(iterations):
-        resid = (data / mu - 1).reshape(n, 1, -1)
-        grad = (jac * resid).sum(-1)
-        fisher = torch.einsum("npk,nqk->npq", jac / mu.reshape(n, 1, -1), jac)
+        if active.numel() == 0:
+            break
+        d, g, th, mu_a, jac_a = data[active], gamma[active], theta[active], mu[active], jac[active]
+        na = active.numel()
+        resid = (d / mu_a - 1).reshape(na, 1, -1)
+        grad = (jac_a * resid).sum(-1)
+        fisher = torch.einsum("npk,nqk->npq", jac_a / mu_a.reshape(na, 1, -1), jac_a)
         diag = torch.diag_embed(torch.diagonal(fisher, dim1=1, dim2=2))
-        step = torch.linalg.solve(fisher + lam[:, None, None] * diag + 1e-9 * eye, grad)
+        lam_a = lam[active]
+        step = torch.linalg.solve(fisher + lam_a[:, None, None] * diag + 1e-9 * eye, grad)
         for k in range(m):  # at most a pixel per step keeps emitters from swapping places
             step[:, 3 * k : 3 * k + 2] = step[:, 3 * k : 3 * k + 2].clamp(-1.0, 1.0)
-        trial = torch.minimum(torch.maximum(theta + step, lo), hi)
-        mu_t, jac_t = _model(trial, box, gamma, m, fit_sigma, sigma_px)
-        ll_t = _loglik(data, mu_t)
-        better = ll_t > ll
-        theta = torch.where(better[:, None], trial, theta)
-        mu = torch.where(better[:, None, None], mu_t, mu)
-        jac = torch.where(better[:, None, None], jac_t, jac)
-        ll = torch.where(better, ll_t, ll)
-        lam = torch.where(better, lam / 3, lam * 10).clamp(1e-7, 1e7)
+        trial = torch.minimum(torch.maximum(th + step, lo), hi)
+        mu_t, jac_t = _model(trial, box, g, m, fit_sigma, sigma_px)
+        ll_t = _loglik(d, mu_t)
+        better = ll_t > ll[active]
+        theta[active] = torch.where(better[:, None], trial, th)
+        mu[active] = torch.where(better[:, None, None], mu_t, mu_a)
+        jac[active] = torch.where(better[:, None, None], jac_t, jac_a)
+        gain = ll_t - ll[active]
+        ll[active] = torch.where(better, ll_t, ll[active])
+        lam[active] = torch.where(better, lam_a / 3, lam_a * 10).clamp(1e-7, 1e7)
+        # Done when an accepted step gained almost nothing (for a located emitter, a move of
+        # ~1e-3 px), or when refused steps in a row have damped the step to nothing.
+        converged = (better & (gain < 1e-4)) | (~better & (lam[active] >= 1e2))
+        active = active[~converged]
     return theta, mu, jac, ll
 
 
@@ -511,7 +525,8 @@ def _render_model(shape: tuple[int, int, int], locs: dict[str, np.ndarray]) -> n
     t_n, h, w = shape
     out = np.zeros(t_n * h * w, dtype=np.float64)
     t = locs["t"].astype(np.int64)
-    r = int(np.ceil(4 * float(np.max(locs["sigma"])))) + 1
+    # 4σ of nearly all emitters: one rare broad fit must not widen every emitter's window.
+    r = int(np.ceil(4 * float(np.percentile(locs["sigma"], 99)))) + 1
     k = np.arange(-r, r + 1)
     iy = np.floor(locs["y"]).astype(np.int64)[:, None] + k[None, :]
     ix = np.floor(locs["x"]).astype(np.int64)[:, None] + k[None, :]

@@ -34,8 +34,8 @@ from abbe.train import TrainingConfig
 N_OUT = 6  # logit p, dx, dy, log σx, log σy, photons / scale
 
 
-class LocalizerConfig(BaseModel):
-    """What a learned localizer was trained for, validated before training starts."""
+class SimulationMatch(BaseModel):
+    """What a learned SMLM model is trained for: the simulations that match the user's data."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,18 +54,8 @@ class LocalizerConfig(BaseModel):
         description="Fraction of training batches whose emitters sit on filaments (blinking), "
         "for data where molecules crowd along structures; the rest are placed at random.",
     )
-    network: UNetConfig = UNetConfig(
-        in_channels=1, out_channels=N_OUT, width=24, depth=3, residual=False
-    )
     training: TrainingConfig = TrainingConfig(
         patch_size=64, batch_size=16, steps_per_epoch=50, max_epochs=200, learning_rate=1e-3
-    )
-    threshold: float = Field(
-        0.1,
-        gt=0,
-        lt=9,
-        description="Detection threshold on the 3×3 probability mass (set by "
-        "calibration on simulated frames after training).",
     )
     name: str = "localizer"
 
@@ -78,6 +68,21 @@ class LocalizerConfig(BaseModel):
     @property
     def photon_scale(self) -> float:
         return float(np.mean(self.photons))
+
+
+class LocalizerConfig(SimulationMatch):
+    """A DECODE-style localizer: network and detection threshold, validated before training."""
+
+    network: UNetConfig = UNetConfig(
+        in_channels=1, out_channels=N_OUT, width=24, depth=3, residual=False
+    )
+    threshold: float = Field(
+        0.1,
+        gt=0,
+        lt=9,
+        description="Detection threshold on the 3×3 probability mass (set by "
+        "calibration on simulated frames after training).",
+    )
 
 
 def _camera(record: dict[str, Any], shape: tuple[int, int], seed: int) -> Camera | str:
@@ -102,7 +107,7 @@ def _camera(record: dict[str, Any], shape: tuple[int, int], seed: int) -> Camera
     )
 
 
-def normalize_frames(electrons: np.ndarray, cfg: LocalizerConfig) -> np.ndarray:
+def normalize_frames(electrons: np.ndarray, cfg: SimulationMatch) -> np.ndarray:
     """Network input: each frame minus its median, divided by a mid-range emitter's peak."""
     e = np.asarray(electrons, dtype=np.float32)
     med = np.median(e.reshape(e.shape[0], -1), axis=1)[:, None, None]
@@ -134,10 +139,22 @@ def targets(truth: pd.DataFrame, n_frames: int, shape: tuple[int, int], cfg: Loc
 
 
 class SimulatedBatches(torch.utils.data.Dataset):
-    """Batches of simulated frames and targets, seeded by (seed, epoch, batch, stream)."""
+    """Batches of simulated frames and targets, seeded by (seed, epoch, batch, stream).
 
-    def __init__(self, cfg: LocalizerConfig, n_batches: int, *, validation: bool = False) -> None:
+    ``make_targets(truth, n_frames, shape, cfg)`` turns the truth table into the network's
+    target maps (default: the per-pixel localizer targets).
+    """
+
+    def __init__(
+        self,
+        cfg: SimulationMatch,
+        n_batches: int,
+        *,
+        validation: bool = False,
+        make_targets: Any = None,
+    ) -> None:
         self.cfg, self.n_batches = cfg, n_batches
+        self.make_targets = make_targets or targets
         self.stream = 1 if validation else 0
         self.epoch = 0
 
@@ -169,7 +186,7 @@ class SimulatedBatches(torch.utils.data.Dataset):
             seed=seed,
         )
         x = normalize_frames(to_electrons(sim.stack, sim.camera).data, cfg)[:, None]
-        y = targets(sim.truth, tr.batch_size, (size, size), cfg)
+        y = self.make_targets(sim.truth, tr.batch_size, (size, size), cfg)
         return torch.from_numpy(x), torch.from_numpy(y), torch.zeros(0)
 
 
@@ -195,25 +212,45 @@ class Localizer:
     >>> locs = model.predict(stack, camera=camera)  # doctest: +SKIP
     """
 
-    def __init__(self, config: LocalizerConfig, network: torch.nn.Module | None = None) -> None:
-        from abbe.nn import UNet
+    kind = "localizer"
+    config_class: type[SimulationMatch] = LocalizerConfig
+    thresholds: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
+    scale = 1  # output pixels per camera pixel
 
+    def __init__(self, config: Any, network: torch.nn.Module | None = None) -> None:
         self.config = config
         if network is None:
             torch.manual_seed(config.training.seed)  # same seed, same initial weights
-            network = UNet(config.network)
-            with torch.no_grad():  # emitters are rare per pixel: start near p ≈ 2 %
-                network.head.bias[0] = -4.0
+            network = self._new_network()
         self.network = network
         self.metrics: dict[str, Any] = {}
+
+    def _new_network(self) -> torch.nn.Module:
+        from abbe.nn import UNet
+
+        network = UNet(self.config.network)
+        with torch.no_grad():  # emitters are rare per pixel: start near p ≈ 2 %
+            network.head.bias[0] = -4.0
+        return network
+
+    @staticmethod
+    def make_targets(truth: pd.DataFrame, n_frames: int, shape: tuple[int, int], cfg: Any):
+        return targets(truth, n_frames, shape, cfg)
+
+    @staticmethod
+    def loss(out: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return localization_loss(out, y, weight)
 
     def fit(self, *, work_dir: str | Path, resume: bool = False, quiet: bool = True) -> Localizer:
         """Train on simulations drawn on the fly (bounded by ``training.max_time_s``)."""
         from abbe.train.engine import fit as engine_fit
 
         tr = self.config.training
-        train = SimulatedBatches(self.config, tr.steps_per_epoch)
-        val = SimulatedBatches(self.config, tr.validation_batches, validation=True)
+        make = self.make_targets
+        train = SimulatedBatches(self.config, tr.steps_per_epoch, make_targets=make)
+        val = SimulatedBatches(
+            self.config, tr.validation_batches, validation=True, make_targets=make
+        )
         result = engine_fit(
             self.network,
             None,
@@ -223,7 +260,7 @@ class Localizer:
             resume=resume,
             quiet=quiet,
             datasets=(train, val),
-            loss_fn=localization_loss,
+            loss_fn=self.loss,
         )
         self.network = result.network
         self.metrics.update(
@@ -238,7 +275,7 @@ class Localizer:
 
     # ------------------------------------------------------------------------ prediction
     def predict_maps(self, electrons: np.ndarray, batch: int = 32) -> np.ndarray:
-        """Raw output maps (T, 6, Y, X) for frames in photo-electrons."""
+        """Raw output maps (T, C, Y·s, X·s) for frames in photo-electrons (s: ``scale``)."""
         cfg = self.config
         x = normalize_frames(electrons, cfg)
         t, h, w = x.shape
@@ -251,8 +288,11 @@ class Localizer:
                 xb = torch.from_numpy(x[s : s + batch, None])
                 if ph or pw:
                     xb = F.pad(xb, (0, pw, 0, ph))
-                outs.append(net(xb)[:, :, :h, :w].numpy())
-        return np.concatenate(outs) if outs else np.zeros((0, N_OUT, h, w), np.float32)
+                s_ = self.scale
+                outs.append(net(xb)[:, :, : h * s_, : w * s_].numpy())
+        if not outs:
+            raise InputError("no frames to localize")
+        return np.concatenate(outs)
 
     def predict(
         self,
@@ -312,7 +352,7 @@ class Localizer:
         names = [root / n for n in ("config.json", "weights.safetensors", "metrics.json")]
         with OutputSet(names, overwrite=overwrite) as tmp:
             tmp[names[0]].write_text(
-                json.dumps({"kind": "localizer", **self.config.model_dump(mode="json")}, indent=2)
+                json.dumps({"kind": self.kind, **self.config.model_dump(mode="json")}, indent=2)
             )
             state = {k: v.contiguous() for k, v in self.network.state_dict().items()}
             save_file(state, str(tmp[names[1]]))
@@ -321,7 +361,7 @@ class Localizer:
 
     @classmethod
     def load(cls, folder: str | Path) -> Localizer:
-        """Read a saved localizer (safetensors weights; no pickle)."""
+        """Read a saved model of this class (safetensors weights; no pickle)."""
         from safetensors.torch import load_file
 
         root = Path(folder)
@@ -329,9 +369,9 @@ class Localizer:
         if not cfg_path.is_file():
             raise InputError("not a localizer folder (no config.json)", root)
         raw = json.loads(cfg_path.read_text())
-        if raw.pop("kind", None) != "localizer":
-            raise InputError("not a localizer model", root)
-        model = cls(LocalizerConfig.model_validate(raw))
+        if raw.pop("kind", None) != cls.kind:
+            raise InputError(f"not a {cls.kind} model", root)
+        model = cls(cls.config_class.model_validate(raw))
         model.network.load_state_dict(load_file(str(root / "weights.safetensors")))
         metrics = root / "metrics.json"
         model.metrics = json.loads(metrics.read_text()) if metrics.is_file() else {}
@@ -347,9 +387,6 @@ def _detections(p: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray
     local = p == ndimage.maximum_filter(p, size=(1, 3, 3), mode="constant")
     mass = ndimage.uniform_filter(p, size=(1, 3, 3), mode="constant") * 9
     return np.nonzero(local & (mass > threshold))
-
-
-THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
 
 
 def calibrate_threshold(model: Localizer, frames: int = 64, seed: int = 987) -> dict[str, Any]:
@@ -374,7 +411,7 @@ def calibrate_threshold(model: Localizer, frames: int = 64, seed: int = 987) -> 
     )
     maps = model.predict_maps(to_electrons(sim.stack, sim.camera).data)
     scores = {}
-    for thr in THRESHOLDS:
+    for thr in model.thresholds:
         locs = model._locs_from_maps(maps, thr, sim.camera.qe)
         scores[thr] = score(locs, sim.truth).jaccard
     best = max(scores, key=lambda k: scores[k])
@@ -433,3 +470,54 @@ def estimate_conditions(
     out["photons"] = (round(0.5 * mean_photons, 1), round(1.5 * mean_photons, 1))
     out["background"] = (round(0.5 * bg, 2), round(1.5 * bg + 1.0, 2))
     return out
+
+
+def matched_settings(
+    *,
+    stack: np.ndarray | None,
+    pixel_size_nm: float,
+    camera: Camera | None = None,
+    psf_sigma_nm: float | None = None,
+    photons: tuple[float, float] | None = None,
+    background: tuple[float, float] | None = None,
+    stack_density: float | None = None,
+) -> dict[str, Any]:
+    """Simulation settings (PSF σ, photons, background) for a learned model: what the user
+    gave, the rest read off ``stack`` with :func:`estimate_conditions`."""
+    found: dict[str, Any] = {}
+    if stack is not None and (psf_sigma_nm is None or photons is None or background is None):
+        found = estimate_conditions(
+            stack, pixel_size_nm=pixel_size_nm, camera=camera, density=stack_density
+        )
+    settings = {
+        "psf_sigma_nm": psf_sigma_nm or found.get("psf_sigma_nm"),
+        "photons": tuple(photons) if photons is not None else found.get("photons"),
+        "background": tuple(background) if background is not None else found.get("background"),
+    }
+    missing = [k for k, v in settings.items() if v is None]
+    if missing:
+        raise InputError(
+            f"cannot set up training simulations: {', '.join(missing)} unknown; give a stack "
+            "to read them from, or give them"
+        )
+    return {**settings, "spots": found.get("spots")}
+
+
+def load_model(folder: str | Path) -> Localizer:
+    """A saved learned localizer or Deep-STORM model, by the kind in its ``config.json``."""
+    from abbe.localize.deepstorm import DeepStorm
+
+    root = Path(folder)
+    cfg_path = root / "config.json"
+    if not cfg_path.is_file():
+        raise InputError("not a model folder (no config.json)", root)
+    try:
+        kind = json.loads(cfg_path.read_text()).get("kind")
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise InputError(f"config.json is not valid JSON ({exc})", root) from None
+    classes = {c.kind: c for c in (Localizer, DeepStorm)}
+    if kind not in classes:
+        raise InputError(
+            f"not an SMLM model (kind {kind!r}; expected localizer or deepstorm)", root
+        )
+    return classes[kind].load(root)
