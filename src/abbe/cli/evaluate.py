@@ -38,9 +38,16 @@ def evaluate(
     pixel_size_nm: float = typer.Option(
         None, "--pixel-size", help="Localizations: pixel size for Picasso HDF5 without YAML."
     ),
+    labels: bool = typer.Option(
+        None,
+        "--labels/--images",
+        help="Score as instance labels (AP, F1, PQ) or as images; default: label images "
+        "are recognized (whole numbers, background 0, flat regions).",
+    ),
 ) -> None:
     """Score a result against its ground truth: an image by PSNR, SSIM, MS-SSIM and NRMSE;
-    localizations (.csv, .hdf5) by the SMLM challenge's Jaccard, RMSE and efficiency."""
+    label images by AP at IoU 0.5…0.9, F1 and panoptic quality; localizations (.csv, .hdf5)
+    by the SMLM challenge's Jaccard, RMSE and efficiency."""
     from abbe import io, metrics
 
     if prediction.suffix.lower() in (".csv", ".hdf5", ".h5"):
@@ -57,6 +64,19 @@ def evaluate(
             f"{tuple(gt.shape)}; compare images of the same field and size",
             prediction,
         )
+    if labels is None:
+        kinds = (_looks_like_labels(pred), _looks_like_labels(gt))
+        if kinds[0] != kinds[1]:
+            which = truth if kinds[1] else prediction
+            raise InputError(
+                f"{which.name} looks like a label image and the other does not; compare labels "
+                "with labels (or pass --labels / --images to say how to score)",
+                prediction,
+            )
+        labels = kinds[0]
+    if labels:
+        _evaluate_labels(prediction, truth, pred, gt, as_json)
+        return
     scores = metrics.evaluate(pred, gt, normalize=normalize, data_range=data_range)
     if as_json:
         print_json({"prediction": str(prediction), "truth": str(truth), **scores.as_dict()})
@@ -107,4 +127,33 @@ def _evaluate_localizations(
         f"{prediction.name} against {truth.name} ({radius_nm:g} nm, {matching}): "
         f"Jaccard {result.jaccard:.1f} %, RMSE {result.rmse_nm:.1f} nm, efficiency "
         f"{result.efficiency:.1f}; TP {result.tp}, FP {result.fp}, FN {result.fn}"
+    )
+
+
+def _looks_like_labels(a) -> bool:
+    """Whole numbers with a zero background and flat regions (≥ 90 % of pixels equal their
+    right-hand neighbour): a label image, not a noisy intensity image."""
+    import numpy as np
+
+    x = np.asarray(a)
+    if not np.issubdtype(x.dtype, np.integer) or x.ndim < 2 or x.min() != 0:
+        return False
+    if (x == 0).mean() < 0.01:
+        return False
+    return bool((x[..., 1:] == x[..., :-1]).mean() >= 0.9)
+
+
+def _evaluate_labels(prediction: Path, truth: Path, pred, gt, as_json: bool) -> None:
+    import numpy as np
+
+    from abbe.metrics.segmentation import score_labels
+
+    result = score_labels(np.asarray(pred), np.asarray(gt))
+    if as_json:
+        print_json({"labels": str(prediction), "truth": str(truth), **result.as_dict()})
+        return
+    out.print(
+        f"{prediction.name} against {truth.name}: AP@0.5 {result.ap50:.3f}, AP@0.75 "
+        f"{result.ap75:.3f}, F1 {result.f1:.3f}, PQ {result.pq:.3f} "
+        f"({result.n_pred} objects, {result.n_true} true, {result.tp50} matched at IoU 0.5)"
     )

@@ -15,6 +15,7 @@ from abbe.cli import (
     models,
     resolution,
     restore,
+    segment,
     simulate,
     train,
     verify,
@@ -33,6 +34,7 @@ app.add_typer(simulate.app, name="simulate")
 app.add_typer(train.app, name="train")
 app.command("restore")(restore.restore)
 app.command("localize")(localize.localize)
+app.command("segment")(segment.segment)
 app.command("evaluate")(evaluate.evaluate)
 app.command("resolution")(resolution.resolution)
 app.command("verify")(verify.verify)

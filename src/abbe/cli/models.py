@@ -52,4 +52,6 @@ def _describe(r: dict[str, Any]) -> None:
                 f"  {structure}", *[f"{c[0]:.1f}/{c[1]:.1f}/{c[2]:.1f}" for c in cells.values()]
             )
         out.print(table)
+    elif validation:
+        out.print("  validation: " + ", ".join(f"{k} {v}" for k, v in validation.items()))
     out.print()

@@ -223,99 +223,279 @@ def n2v(
     )
 
 
+_STACK = typer.Option(
+    None, "--stack", help="Your SMLM stack: PSF σ, photons and background are read off it."
+)
+_PX = typer.Option(None, "--pixel-size", min=1e-3, help="Camera pixel, nm (default: --stack).")
+_SIGMA = typer.Option(None, "--psf-sigma-nm", min=1.0, help="PSF σ, nm.")
+_PHOTONS = typer.Option(
+    (0.0, 0.0), "--photons", help="MIN MAX photons per emitter (default: from --stack)."
+)
+_BACKGROUND = typer.Option(
+    (-1.0, -1.0), "--background", help="MIN MAX background photons/px (default: --stack)."
+)
+_STACK_DENSITY = typer.Option(
+    None,
+    "--stack-density",
+    min=0.01,
+    help="Typical emitters per µm² per frame in --stack (dense data): photons are then "
+    "read from the frames' total signal.",
+)
+_CAMERA = typer.Option(None, "--camera", help="Camera file (JSON/YAML).")
+_STRUCTURED = typer.Option(
+    0.0,
+    "--structured",
+    min=0.0,
+    max=1.0,
+    help="Fraction of training frames with molecules on filaments (dense structures).",
+)
+_SMLM_TIME = typer.Option(600.0, "--max-time", min=1.0, help="Training time budget in seconds.")
+_SMLM_SEED = typer.Option(0, "--seed", help="Random seed of the simulations.")
+
+
 @app.command("localizer")
 def localizer(
-    stack: Path = typer.Option(
-        None, "--stack", help="Your SMLM stack: PSF σ, photons and background are read off it."
-    ),
+    stack: Path = _STACK,
     output: Path = _OUTPUT,
-    pixel_size_nm: float = typer.Option(
-        None, "--pixel-size", min=1e-3, help="Camera pixel, nm (default: from --stack)."
-    ),
-    psf_sigma_nm: float = typer.Option(None, "--psf-sigma-nm", min=1.0, help="PSF σ, nm."),
-    photons: tuple[float, float] = typer.Option(
-        (0.0, 0.0), "--photons", help="MIN MAX photons per emitter (default: from --stack)."
-    ),
-    background: tuple[float, float] = typer.Option(
-        (-1.0, -1.0), "--background", help="MIN MAX background photons/px (default: --stack)."
-    ),
+    pixel_size_nm: float = _PX,
+    psf_sigma_nm: float = _SIGMA,
+    photons: tuple[float, float] = _PHOTONS,
+    background: tuple[float, float] = _BACKGROUND,
     density: float = typer.Option(
         2.0, "--density", min=0.01, help="Highest emitters per µm² per frame to train for."
     ),
-    stack_density: float = typer.Option(
-        None,
-        "--stack-density",
-        min=0.01,
-        help="Typical emitters per µm² per frame in --stack (dense data): photons are then "
-        "read from the frames' total signal.",
-    ),
-    camera_file: Path = typer.Option(None, "--camera", help="Camera file (JSON/YAML)."),
-    structured: float = typer.Option(
-        0.0,
-        "--structured",
-        min=0.0,
-        max=1.0,
-        help="Fraction of training frames with molecules on filaments (dense structures).",
-    ),
-    max_time: float = typer.Option(
-        600.0, "--max-time", min=1.0, help="Training time budget in seconds."
-    ),
+    stack_density: float = _STACK_DENSITY,
+    camera_file: Path = _CAMERA,
+    structured: float = _STRUCTURED,
+    max_time: float = _SMLM_TIME,
     resume: bool = _RESUME,
     overwrite: bool = _OVERWRITE,
-    seed: int = typer.Option(0, "--seed", help="Random seed of the simulations."),
+    seed: int = _SMLM_SEED,
     quiet: bool = _QUIET,
 ) -> None:
     """Learned localization for dense SMLM: a U-Net trained on simulations matched to your
     camera, PSF, brightness and density (DECODE-style per-pixel head)."""
+    from abbe.localize.learned import Localizer
+
+    config = _smlm_config(
+        Localizer,
+        stack=stack,
+        pixel_size_nm=pixel_size_nm,
+        psf_sigma_nm=psf_sigma_nm,
+        photons=photons,
+        background=background,
+        density=(0.0, density),
+        stack_density=stack_density,
+        camera_file=camera_file,
+        structured=structured,
+        max_time=max_time,
+        seed=seed,
+        quiet=quiet,
+        extra={},
+    )
+    _train_smlm(Localizer(config), output, resume, overwrite, quiet)
+
+
+@app.command("deepstorm")
+def deepstorm(
+    stack: Path = _STACK,
+    output: Path = _OUTPUT,
+    pixel_size_nm: float = _PX,
+    psf_sigma_nm: float = _SIGMA,
+    photons: tuple[float, float] = _PHOTONS,
+    background: tuple[float, float] = _BACKGROUND,
+    density: tuple[float, float] = typer.Option(
+        (1.0, 8.0), "--density", help="MIN MAX emitters per µm² per frame to train for."
+    ),
+    stack_density: float = _STACK_DENSITY,
+    camera_file: Path = _CAMERA,
+    upsampling: int = typer.Option(
+        4, "--upsampling", min=1, max=8, help="Output pixels per camera pixel."
+    ),
+    structured: float = _STRUCTURED,
+    max_time: float = _SMLM_TIME,
+    resume: bool = _RESUME,
+    overwrite: bool = _OVERWRITE,
+    seed: int = _SMLM_SEED,
+    quiet: bool = _QUIET,
+) -> None:
+    """Deep-STORM (Nehme 2018): dense SMLM frames to an upsampled emitter density, trained on
+    simulations matched to your camera, PSF, brightness and density."""
+    from abbe.localize.deepstorm import DeepStorm
+
+    if density[0] < 0 or density[1] <= density[0]:
+        raise InputError(f"--density needs 0 ≤ MIN < MAX, got {density[0]:g} {density[1]:g}")
+    config = _smlm_config(
+        DeepStorm,
+        stack=stack,
+        pixel_size_nm=pixel_size_nm,
+        psf_sigma_nm=psf_sigma_nm,
+        photons=photons,
+        background=background,
+        density=density,
+        stack_density=stack_density,
+        camera_file=camera_file,
+        structured=structured,
+        max_time=max_time,
+        seed=seed,
+        quiet=quiet,
+        extra={"upsampling": upsampling},
+    )
+    _train_smlm(DeepStorm(config), output, resume, overwrite, quiet)
+
+
+def _smlm_config(
+    model_class: Any,
+    *,
+    stack: Path | None,
+    pixel_size_nm: float | None,
+    psf_sigma_nm: float | None,
+    photons: tuple[float, float],
+    background: tuple[float, float],
+    density: tuple[float, float],
+    stack_density: float | None,
+    camera_file: Path | None,
+    structured: float,
+    max_time: float,
+    seed: int,
+    quiet: bool,
+    extra: dict[str, Any],
+) -> Any:
+    """The training config of a learned SMLM model: settings given, the rest from --stack."""
     from abbe import io
     from abbe.localize.calibration import camera_record, load_camera
-    from abbe.localize.learned import Localizer, LocalizerConfig, estimate_conditions
+    from abbe.localize.learned import matched_settings
 
-    if (output / "config.json").exists() and not (overwrite or resume):
-        raise InputError("a model is already in this folder; pass --overwrite", output)
     camera = load_camera(camera_file) if camera_file is not None else None
-    settings: dict[str, Any] = {}
+    frames = None
     if stack is not None:
         data, meta = io.read(stack)
         pixel_size_nm = pixel_size_nm or meta.pixel_size_nm
         if pixel_size_nm is None:
             raise InputError("pixel size unknown: give --pixel-size NM", stack)
         frames = np.asarray(data) if data.ndim == 3 else np.asarray(data)[None]
-        settings = estimate_conditions(
-            frames, pixel_size_nm=pixel_size_nm, camera=camera, density=stack_density
-        )
-        if not quiet:
-            out.print(
-                f"{stack.name}: PSF σ {settings['psf_sigma_nm']:.0f} nm, photons "
-                f"{settings['photons'][0]:.0f}–{settings['photons'][1]:.0f}, background "
-                f"{settings['background'][0]:.0f}–{settings['background'][1]:.0f} "
-                f"({settings['spots']} spots)"
-            )
     if pixel_size_nm is None:
         raise InputError("give --stack or --pixel-size (and the PSF, photons, background)")
-    sigma = psf_sigma_nm or settings.get("psf_sigma_nm")
-    ph = photons if photons[1] > 0 else settings.get("photons")
-    bg = background if background[1] >= 0 else settings.get("background")
-    if sigma is None or ph is None or bg is None:
-        raise InputError("give --stack, or --psf-sigma-nm, --photons and --background")
-    record = camera_record(camera) if camera is not None else {"kind": "ideal"}
-    base = LocalizerConfig()
-    cfg = LocalizerConfig(
+    settings = matched_settings(
+        stack=frames,
         pixel_size_nm=pixel_size_nm,
-        psf_sigma_nm=sigma,
-        photons=tuple(ph),
-        background=tuple(bg),
-        density=(0.0, density),
-        camera=record,
+        camera=camera,
+        psf_sigma_nm=psf_sigma_nm,
+        photons=photons if photons[1] > 0 else None,
+        background=background if background[1] >= 0 else None,
+        stack_density=stack_density,
+    )
+    if stack is not None and not quiet:
+        out.print(
+            f"{stack.name}: PSF σ {settings['psf_sigma_nm']:.0f} nm, photons "
+            f"{settings['photons'][0]:.0f}–{settings['photons'][1]:.0f}, background "
+            f"{settings['background'][0]:.0f}–{settings['background'][1]:.0f}"
+        )
+    base = model_class.config_class()
+    return model_class.config_class(
+        pixel_size_nm=pixel_size_nm,
+        psf_sigma_nm=settings["psf_sigma_nm"],
+        photons=settings["photons"],
+        background=settings["background"],
+        density=density,
+        camera=camera_record(camera) if camera is not None else {"kind": "ideal"},
         structured=structured,
         training=base.training.model_copy(
             update={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
         ),
+        **extra,
     )
-    model = Localizer(cfg).fit(work_dir=output, resume=resume, quiet=quiet)
+
+
+def _train_smlm(model, output: Path, resume: bool, overwrite: bool, quiet: bool) -> None:
+    if (output / "config.json").exists() and not (overwrite or resume):
+        raise InputError("a model is already in this folder; pass --overwrite", output)
+    model.fit(work_dir=output, resume=resume, quiet=quiet)
     model.save(output, overwrite=True)
     if not quiet:
         out.print(
             f"trained {output} in {model.metrics['training_seconds']:.0f} s "
-            f"({model.metrics['steps']} steps, validation loss {model.metrics['val_loss']:.4f})"
+            f"({model.metrics['steps']} steps, validation loss {model.metrics['val_loss']:.4f}, "
+            f"detection threshold {model.config.threshold:g})"
         )
+
+
+@app.command("segment")
+def segment(
+    images: Path = typer.Option(
+        None, "--images", help="Folder of images (TIFF/PNG) to train on, with --labels."
+    ),
+    labels: Path = typer.Option(
+        None, "--labels", help="Folder of label images, same file names as --images."
+    ),
+    output: Path = _OUTPUT,
+    start_from: str = typer.Option(
+        None, "--from", help="Fine-tune this model (bundled name or folder) instead of new."
+    ),
+    max_time: float = typer.Option(
+        600.0, "--max-time", min=1.0, help="Training time budget in seconds."
+    ),
+    resume: bool = _RESUME,
+    overwrite: bool = _OVERWRITE,
+    seed: int = _SMLM_SEED,
+    quiet: bool = _QUIET,
+) -> None:
+    """Nuclei segmentation (U-Net + watershed): trained on simulated nuclei, mixed with your
+    image/label pairs when given; --from fine-tunes a model such as nuclei-fluo."""
+    from abbe.segment import Segmenter, SegmenterConfig
+
+    if (images is None) != (labels is None):
+        raise InputError("give both --images and --labels, or neither (simulations only)")
+    if (output / "weights.safetensors").exists() and not (overwrite or resume):
+        raise InputError("a model is already in this folder; pass --overwrite", output)
+    pairs = _label_pairs(images, labels) if images is not None else None
+    if start_from is not None:
+        model = Segmenter.load(start_from)
+        base = model.config
+    else:
+        base = SegmenterConfig()
+        model = None
+    config = base.model_copy(
+        update={
+            "name": output.name,
+            "training": base.training.model_copy(
+                update={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
+            ),
+            "real_fraction": 0.5 if pairs else 0.0,
+            "training_data": {
+                "simulated": "abbe.simulate.cells.nuclei_image",
+                "pairs": str(images) if images is not None else None,
+                "from": start_from,
+            },
+        }
+    )
+    seg = Segmenter(config, network=model.network if model is not None else None)
+    seg.fit(work_dir=output, pairs=pairs, resume=resume, quiet=quiet)
+    seg.save(output, overwrite=True)
+    if not quiet:
+        out.print(
+            f"trained {output} in {seg.metrics['training_seconds']:.0f} s "
+            f"({seg.metrics['steps']} steps, validation loss {seg.metrics['val_loss']:.4f})"
+        )
+
+
+def _label_pairs(images: Path, labels: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Read image/label pairs matched by file name; labels must be whole numbers."""
+    from abbe import io
+
+    files = collect_images([images], "images")
+    label_files = collect_images([labels], "labels")
+    pairs = []
+    for img_path, lab_path in match_pairs(files, label_files, [images], [labels]):
+        img = np.asarray(io.read(img_path)[0], dtype=np.float32)
+        lab = np.asarray(io.read(lab_path)[0])
+        img = img[..., 0] if img.ndim == 3 and img.shape[-1] in (3, 4) else img
+        lab = lab[..., 0] if lab.ndim == 3 and lab.shape[-1] in (3, 4) else lab
+        if img.shape != lab.shape:
+            raise InputError(
+                f"labels of shape {lab.shape} do not match the image {img.shape}", lab_path
+            )
+        if not np.issubdtype(lab.dtype, np.integer):
+            raise InputError("a label image must hold whole numbers (one per nucleus)", lab_path)
+        pairs.append((img, lab.astype(np.int32)))
+    return pairs

@@ -38,6 +38,10 @@ def load(name_or_path: str | Path) -> Any:
         from abbe.restore.model import RestorationModel
 
         return RestorationModel.load(folder)
+    if method == "segment":
+        from abbe.segment import Segmenter
+
+        return Segmenter.load(folder)
     raise ModelError(f"unknown or missing method {method!r} in config.yaml", folder)
 
 

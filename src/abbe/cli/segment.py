@@ -1,0 +1,68 @@
+"""``abbe segment``: nuclei instance labels from fluorescence images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from abbe.cli.common import out, progress
+from abbe.errors import InputError
+
+
+def segment(
+    inputs: list[Path] = typer.Argument(..., help="Images of nuclei (TIFF, PNG)."),
+    model: str = typer.Option(
+        "nuclei-fluo", "-m", "--model", help="Bundled model name or model folder."
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="Label TIFF (one input) or folder."),
+    axes: str = typer.Option(None, "--axes", help="Axes of the inputs, e.g. YX or CYX."),
+    channel: int = typer.Option(0, "--channel", min=0, help="Channel holding the nuclei."),
+    diameter: float = typer.Option(
+        None,
+        "--diameter",
+        min=1.0,
+        help="Typical nucleus width in pixels (default: measured on each image).",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+) -> None:
+    """Segment nuclei into instance labels (0 = background, 1…n = nuclei), one TIFF per input."""
+    from abbe import io
+    from abbe.cli.restore import output_paths
+    from abbe.segment import Segmenter
+
+    from abbe.cli.train import collect_images
+
+    seg = Segmenter.load(model)
+    inputs = collect_images(inputs, "input")
+    targets = output_paths(inputs, output)
+    for target in targets:
+        io.check_writable(target, overwrite=overwrite)
+    pairs = list(zip(inputs, targets, strict=True))
+    for src, dst in progress(pairs, "segmenting", total=len(pairs), quiet=quiet or len(pairs) < 2):
+        data, meta = io.read(src, axes=axes)
+        image = _plane(np.asarray(data), meta.axes, channel, src)
+        try:
+            labels = seg.predict(image, diameter_px=diameter)
+        except InputError as exc:
+            raise InputError(exc.message, src) from None
+        kept = io.Meta("YX", pixel_size_nm=meta.pixel_size_nm, extra={"units": "labels"})
+        dtype = np.uint16 if labels.max() < 65536 else np.uint32
+        io.write(dst, labels.astype(dtype), kept, overwrite=overwrite)
+        if not quiet:
+            out.print(f"{src} → {dst}: {int(labels.max())} nuclei")
+
+
+def _plane(data: np.ndarray, axes: str, channel: int, path: Path) -> np.ndarray:
+    """The 2D nuclei image of an input: YX as is; the chosen channel of CYX/YXC/YXS."""
+    if axes == "YX":
+        return data
+    for name in ("C", "S"):
+        if name in axes and len(axes) == 3 and sorted(axes) == sorted("YX" + name):
+            k = axes.index(name)
+            if channel >= data.shape[k]:
+                raise InputError(f"--channel {channel}: the image has {data.shape[k]}", path)
+            return np.take(data, channel, axis=k)
+    raise InputError(f"segmentation takes a 2D image (YX or one channel of CYX); got {axes}", path)

@@ -1,0 +1,96 @@
+"""abbe segment → abbe evaluate on label images, abbe train segment --from, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from abbe import io
+from abbe.simulate.cells import nuclei_image
+
+
+@pytest.fixture(scope="module")
+def nuclei_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nuclei")
+    for k in range(2):
+        sim = nuclei_image((192, 192), seed=300 + k)
+        (root / "images").mkdir(exist_ok=True)
+        (root / "labels").mkdir(exist_ok=True)
+        io.write(root / "images" / f"n{k}.tif", sim.image, io.Meta("YX"))
+        io.write(root / "labels" / f"n{k}.tif", sim.labels.astype(np.uint16), io.Meta("YX"))
+    return root
+
+
+def test_segment_writes_labels_that_score_well(cli, nuclei_dir, tmp_path):
+    r = cli("segment", nuclei_dir / "images" / "n0.tif", "-o", tmp_path / "l.tif", "-q")
+    assert r.code == 0, r
+    labels, meta = io.read(tmp_path / "l.tif")
+    assert meta.axes == "YX" and np.asarray(labels).max() > 5
+    r = cli("evaluate", tmp_path / "l.tif", "--truth", nuclei_dir / "labels" / "n0.tif", "--json")
+    assert r.code == 0, r
+    scores = json.loads(r.out)
+    assert {"ap50", "ap75", "f1", "pq"} <= set(scores) and scores["ap50"] >= 0.75
+
+
+def test_segment_a_folder_into_a_folder_and_refuse_overwrite(cli, nuclei_dir, tmp_path):
+    r = cli("segment", nuclei_dir / "images", "-o", tmp_path / "out", "-q")
+    assert r.code == 0, r
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["n0.tif", "n1.tif"]
+    r = cli("segment", nuclei_dir / "images", "-o", tmp_path / "out", "-q")
+    assert r.code == 2 and "--overwrite" in r.err
+
+
+def test_segment_refuses_bad_input_in_one_line(cli, tmp_path):
+    (tmp_path / "bad.tif").write_text("not a tiff")
+    r = cli("segment", tmp_path / "bad.tif", "-o", tmp_path / "l.tif")
+    assert r.code == 2 and "bad.tif" in r.err and len(r.err.strip().splitlines()) == 1
+    io.write(tmp_path / "stack.tif", np.zeros((3, 32, 32), np.float32), io.Meta("ZYX"))
+    r = cli("segment", tmp_path / "stack.tif", "-o", tmp_path / "l2.tif")
+    assert r.code == 2 and "2D" in r.err
+    assert not (tmp_path / "l.tif").exists() and not (tmp_path / "l2.tif").exists()
+
+
+@pytest.mark.slow
+def test_fine_tune_from_the_bundled_model_on_pairs(cli, nuclei_dir, tmp_path):
+    r = cli(
+        "train",
+        "segment",
+        "--images",
+        nuclei_dir / "images",
+        "--labels",
+        nuclei_dir / "labels",
+        "--from",
+        "nuclei-fluo",
+        "-o",
+        tmp_path / "tuned",
+        "--max-time",
+        "15",
+        "-q",
+    )
+    assert r.code == 0, r
+    r = cli(
+        "segment",
+        nuclei_dir / "images" / "n1.tif",
+        "-m",
+        tmp_path / "tuned",
+        "-o",
+        tmp_path / "l.tif",
+        "-q",
+    )
+    assert r.code == 0, r
+    r = cli("evaluate", tmp_path / "l.tif", "--truth", nuclei_dir / "labels" / "n1.tif", "--json")
+    assert json.loads(r.out)["ap50"] >= 0.7  # still segments after a short fine-tune
+
+
+def test_train_segment_needs_labels_with_images(cli, nuclei_dir, tmp_path):
+    r = cli("train", "segment", "--images", nuclei_dir / "images", "-o", tmp_path / "m")
+    assert r.code == 2 and "--labels" in r.err
+
+
+def test_evaluate_refuses_an_image_scored_against_labels(cli, nuclei_dir):
+    r = cli(
+        "evaluate", nuclei_dir / "images" / "n0.tif", "--truth", nuclei_dir / "labels" / "n0.tif"
+    )
+    assert r.code == 2 and "label image" in r.err

@@ -1,0 +1,114 @@
+"""Nuclei segmentation: targets encode the labels, the watershed recovers labels from perfect
+maps, the size estimate measures known disks, the bundled model segments simulated nuclei."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from abbe.errors import InputError
+from abbe.metrics.segmentation import score_labels
+from abbe.segment import Segmenter, drop_faint, estimate_radius, postprocess
+from abbe.segment.model import segmentation_targets
+from abbe.simulate.cells import NucleiImageConfig, nuclei_image
+
+
+def disks(radius: float, shape=(200, 200), centres=((50, 50), (50, 130), (140, 90))):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    lab = np.zeros(shape, np.int32)
+    for i, (cy, cx) in enumerate(centres, start=1):
+        lab[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = i
+    return lab
+
+
+def test_simulated_images_are_seeded_and_labels_match_the_nuclei():
+    a = nuclei_image((128, 128), seed=4)
+    b = nuclei_image((128, 128), seed=4)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    ids = np.unique(a.labels)
+    assert ids[0] == 0 and np.array_equal(ids, np.arange(ids.size))  # labels 1…n, no gaps
+    inside = a.image[a.labels > 0].mean()
+    outside = a.image[a.labels == 0].mean()
+    assert inside > outside  # nuclei are brighter than the background
+
+
+def test_targets_give_distance_one_at_each_centre():
+    lab = disks(12)
+    y = segmentation_targets(lab)
+    assert np.array_equal(y[0] > 0, lab > 0)
+    for i in (1, 2, 3):
+        assert y[1][lab == i].max() == pytest.approx(1.0)
+    assert y[1][50, 50] == pytest.approx(1.0, abs=0.1)
+
+
+def test_watershed_recovers_touching_nuclei_from_perfect_maps():
+    sim = nuclei_image((256, 256), NucleiImageConfig(coverage=(0.5, 0.5)), seed=8)
+    y = segmentation_targets(sim.labels)
+    labels = postprocess(y[0], y[1])
+    assert score_labels(labels, sim.labels).ap50 >= 0.95
+
+
+@pytest.mark.parametrize("radius", [8, 15, 30])
+def test_size_estimate_measures_disks(radius):
+    rng = np.random.default_rng(0)
+    lab = disks(
+        radius,
+        shape=(8 * radius, 8 * radius),
+        centres=((2 * radius, 2 * radius), (2 * radius, 5 * radius), (5 * radius, 3 * radius)),
+    )
+    image = 100 * (lab > 0) + rng.normal(10, 3, lab.shape)
+    assert estimate_radius(image) == pytest.approx(radius, rel=0.12)
+
+
+def test_flat_image_is_refused():
+    with pytest.raises(InputError, match="flat"):
+        estimate_radius(np.ones((64, 64)))
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return Segmenter.load("nuclei-fluo")
+
+
+def test_bundled_model_segments_simulated_nuclei(bundled):
+    aps = []
+    for seed in (101, 102, 103):
+        sim = nuclei_image((256, 256), seed=seed)
+        aps.append(score_labels(bundled.predict(sim.image), sim.labels).ap50)
+    assert np.mean(aps) >= 0.8
+
+
+def test_rescaling_finds_large_nuclei(bundled):
+    # Nuclei three times the trained size are brought to it by the size estimate.
+    cfg = NucleiImageConfig(radius_px=(30.0, 60.0), coverage=(0.3, 0.3), bright_probability=0.0)
+    sim = nuclei_image((512, 512), cfg, seed=7)
+    assert bundled.scale_for(sim.image) < 0.5
+    assert score_labels(bundled.predict(sim.image), sim.labels).ap50 >= 0.75
+
+
+def test_predict_refuses_bad_input(bundled):
+    with pytest.raises(InputError, match="2D"):
+        bundled.predict(np.zeros((2, 8, 8)))
+    bad = np.ones((64, 64))
+    bad[3, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        bundled.predict(bad)
+
+
+def test_tiled_maps_equal_one_pass_so_labels_cross_tile_borders(bundled):
+    image = nuclei_image((200, 176), seed=9).image
+    fg, dist = bundled.predict_maps(image)
+    fg_t, dist_t = bundled.predict_maps(image, tile=64)
+    np.testing.assert_allclose(fg_t, fg, atol=1e-4)
+    np.testing.assert_allclose(dist_t, dist, atol=1e-4)
+
+
+def test_faint_objects_are_dropped_but_dim_nuclei_kept():
+    lab = disks(10, centres=((40, 40), (40, 120), (120, 40), (120, 120)))
+    image = np.full(lab.shape, 10.0)
+    image[lab == 1], image[lab == 2], image[lab == 3] = 110, 100, 50  # a dim nucleus (40 %)
+    image[lab == 4] = 15  # debris: 5 % of a nucleus' contrast
+    kept = drop_faint(image, lab, 0.35)
+    assert kept.max() == 3 and (kept[lab == 4] == 0).all() and (kept[lab == 3] > 0).all()
+    assert drop_faint(image, lab, 0.0).max() == 4
