@@ -31,9 +31,8 @@ def segment(
     """Segment nuclei into instance labels (0 = background, 1…n = nuclei), one TIFF per input."""
     from abbe import io
     from abbe.cli.restore import output_paths
-    from abbe.segment import Segmenter
-
     from abbe.cli.train import collect_images
+    from abbe.segment import Segmenter
 
     seg = Segmenter.load(model)
     inputs = collect_images(inputs, "input")

@@ -282,14 +282,14 @@ class Localizer:
         m = 2**cfg.network.depth
         ph, pw = (-h) % m, (-w) % m
         net = self.network.eval()
+        hs, ws = h * self.scale, w * self.scale  # output grid (finer for Deep-STORM)
         outs = []
         with torch.inference_mode():
             for s in range(0, t, batch):
                 xb = torch.from_numpy(x[s : s + batch, None])
                 if ph or pw:
                     xb = F.pad(xb, (0, pw, 0, ph))
-                s_ = self.scale
-                outs.append(net(xb)[:, :, : h * s_, : w * s_].numpy())
+                outs.append(net(xb)[:, :, :hs, :ws].numpy())
         if not outs:
             raise InputError("no frames to localize")
         return np.concatenate(outs)

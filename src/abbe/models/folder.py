@@ -73,6 +73,18 @@ def read_weights(folder: Path) -> dict[str, Any]:
         raise ModelError(f"weights cannot be read ({exc})", path) from None
 
 
+def load_weights_into(network: Any, folder: Path) -> None:
+    """Load the folder's safetensors weights into ``network`` (then in eval mode), with an
+    error naming the folder when they do not fit its architecture."""
+    try:
+        network.load_state_dict(read_weights(folder))
+    except RuntimeError as exc:
+        raise ModelError(
+            f"weights do not match config.yaml ({str(exc).splitlines()[0]})", folder
+        ) from None
+    network.eval()
+
+
 def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
     with atomic_path(folder / METRICS, overwrite=True) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2, default=float) + "\n")

@@ -272,14 +272,7 @@ class RestorationModel:
         config = mf.validate(RestorationConfig, data, folder / mf.CONFIG)
         model_cls = {"care": _care_class, "n2v": _n2v_class}[config.method]()
         model = model_cls(config)
-        state = mf.read_weights(folder)
-        try:
-            model.network.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ModelError(
-                f"weights do not match config.yaml ({str(exc).splitlines()[0]})", folder
-            ) from None
-        model.network.eval()
+        mf.load_weights_into(model.network, folder)
         model.metrics = mf.read_metrics(folder)
         model.folder = folder
         return model

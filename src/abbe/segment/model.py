@@ -408,13 +408,7 @@ class Segmenter:
         if data.get("method") != "segment":
             raise ModelError("is not a segmentation model", folder)
         model = cls(mf.validate(SegmenterConfig, data, folder / mf.CONFIG))
-        try:
-            model.network.load_state_dict(mf.read_weights(folder))
-        except RuntimeError as exc:
-            raise ModelError(
-                f"weights do not match config.yaml ({str(exc).splitlines()[0]})", folder
-            ) from None
-        model.network.eval()
+        mf.load_weights_into(model.network, folder)
         model.metrics = mf.read_metrics(folder)
         return model
 
