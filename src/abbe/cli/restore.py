@@ -1,4 +1,4 @@
-"""``abbe restore``: denoise (and later deconvolve or super-resolve) images with a model."""
+"""``abbe restore``: denoise or super-resolve images with a model."""
 
 from __future__ import annotations
 
@@ -66,7 +66,9 @@ def restore(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary."),
 ) -> None:
-    """Denoise images with a trained or bundled model (tiled, so any size fits in memory)."""
+    """Denoise or super-resolve images with a trained or bundled model (tiled, so any size fits
+    in memory). A super-resolution model (e.g. sr-widefield-2x) writes an image with its scale
+    times the pixels and the pixel size divided by it."""
     from abbe import io, models
     from abbe.cli.common import progress
 
@@ -88,6 +90,7 @@ def restore(
     for path, target in progress(jobs, "restoring", quiet=quiet or len(jobs) < 2):
         lazy = path.name.lower().endswith(".zarr") or target.name.lower().endswith(".zarr")
         data, meta = io.read(path, axes=axes, lazy=lazy)
+        meta = _output_meta(m, meta.replace(source=str(path)), path)
         options = {
             "tile": tile_value,
             "memory_mb": memory_mb,
@@ -97,13 +100,39 @@ def restore(
         }
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", OutOfDistributionWarning)
-            _restore_one(m, data, meta.replace(source=str(path)), target, options, overwrite)
+            _restore_one(m, data, meta, target, options, overwrite)
         for w in caught:
             if issubclass(w.category, OutOfDistributionWarning):
                 err.print(f"warning: {path}: {w.message}", markup=False)
         if not quiet:
             extra = f" (+ {uncertainty_path(target).name})" if uncertainty else ""
             out.print(f"{path} → {target}{extra}")
+
+
+def _output_meta(model: Any, meta: Any, path: Path) -> Any:
+    """The output's metadata: a super-resolution model divides the pixel size by its scale.
+
+    Warns when the input's pixel size is far from the one the model was trained for (its
+    resolution gain is learnt in nm, so a different sampling gives a different result).
+    """
+    scale = int(getattr(model, "scale", 1))
+    trained = getattr(model.config, "pixel_size_nm", None)
+    px = meta.pixel_size_nm
+    if scale > 1 and trained and px and abs(px / trained - 1) > 0.25:
+        err.print(
+            f"warning: {path}: pixel size {px:g} nm, but the model was trained for "
+            f"{trained:g} nm; resample the image or train a model for this pixel size",
+            markup=False,
+        )
+    if scale > 1 and trained and not px:
+        err.print(
+            f"warning: {path}: the file gives no pixel size; assuming the model's {trained:g} nm",
+            markup=False,
+        )
+        px = trained
+    if scale == 1 or not px:
+        return meta
+    return meta.replace(pixel_size_nm=px / scale)
 
 
 def uncertainty_path(target: Path) -> Path:
@@ -126,15 +155,16 @@ def _restore_one(
 
         from abbe.io.zarr import ome_zarr_writer
 
+        shape = model.output_shape(data.shape, meta.axes)
         with ExitStack() as stack:
             z = stack.enter_context(
-                ome_zarr_writer(target, data.shape, "float32", meta, overwrite=overwrite)
+                ome_zarr_writer(target, shape, "float32", meta, overwrite=overwrite)
             )
             u = None
             if want:
                 u = stack.enter_context(
                     ome_zarr_writer(
-                        uncertainty_path(target), data.shape, "float32", meta, overwrite=overwrite
+                        uncertainty_path(target), shape, "float32", meta, overwrite=overwrite
                     )
                 )
             model.predict(data, meta.axes, out=z, out_uncertainty=u, **options)

@@ -151,12 +151,16 @@ def _train(
         )
     model.save(output, overwrite=True)
     if not quiet:
-        m = model.metrics
-        out.print(
-            f"done: {m['steps']} steps in {m['training_seconds']:.0f} s "
-            f"(stopped by {m['stopped_by']}), validation loss {m['val_loss']:.5g}; "
-            f"model in {output}/"
-        )
+        out.print(training_summary(model.metrics, f"model in {output}/"))
+
+
+def training_summary(metrics: dict[str, Any], then: str) -> str:
+    """One line on how training went, and what to do next."""
+    m = metrics
+    return (
+        f"done: {m['steps']} steps in {m['training_seconds']:.0f} s "
+        f"(stopped by {m['stopped_by']}), validation loss {m['val_loss']:.5g}; {then}"
+    )
 
 
 _INPUT = typer.Option(..., "--input", "-i", help="Noisy images: files or folders.")
@@ -499,3 +503,12 @@ def _label_pairs(images: Path, labels: Path) -> list[tuple[np.ndarray, np.ndarra
             raise InputError("a label image must hold whole numbers (one per nucleus)", lab_path)
         pairs.append((img, lab.astype(np.int32)))
     return pairs
+
+
+def _register_superres() -> None:
+    from abbe.cli.superres import register
+
+    register(app)
+
+
+_register_superres()

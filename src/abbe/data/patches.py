@@ -48,15 +48,17 @@ class PatchPool:
     Parameters
     ----------
     inputs : list of float32 arrays ``(C, Y, X)`` or ``(C, Z, Y, X)``.
-    targets : same shapes, or None (self-supervised).
-    patch_shape : spatial patch shape.
+    targets : same shapes (spatial axes ``scale`` times larger), or None (self-supervised).
+    patch_shape : spatial patch shape of the inputs.
     foreground_threshold : normalized target (or input) value above which a pixel is foreground.
+    scale : target pixels per input pixel along each spatial axis (super-resolution pairs).
     """
 
     inputs: list[np.ndarray]
     targets: list[np.ndarray] | None
     patch_shape: tuple[int, ...]
     foreground_threshold: float = 0.2
+    scale: int = 1
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -71,6 +73,8 @@ class PatchPool:
                     f"{self.patch_shape}; use a smaller patch_size"
                 )
         ref = self.targets if self.targets is not None else self.inputs
+        if self.scale > 1 and self.targets is not None:
+            ref = [_block_max(t, self.scale) for t in self.targets]
         self._foreground = []
         self._weights = []
         for img in ref:
@@ -107,9 +111,26 @@ class PatchPool:
             )
             xs.append(self.inputs[k][sl])
             if self.targets is not None:
-                ys.append(self.targets[k][sl])
+                s = self.scale
+                big = (
+                    slice(None),
+                    *(
+                        slice(a * s, (a + p) * s)
+                        for a, p in zip(start, self.patch_shape, strict=True)
+                    ),
+                )
+                ys.append(self.targets[k][big])
         x = np.stack(xs)
         return x, (np.stack(ys) if self.targets is not None else None)
+
+
+def _block_max(a: np.ndarray, s: int) -> np.ndarray:
+    """Max over s×s blocks of the spatial axes of a ``(C, *spatial)`` array."""
+    c, *spatial = a.shape
+    n = [d // s for d in spatial]
+    a = a[(slice(None), *(slice(0, k * s) for k in n))]
+    shape = [c] + [v for k in n for v in (k, s)]
+    return a.reshape(shape).max(axis=tuple(range(2, 2 + 2 * len(n), 2)))
 
 
 def _valid_starts_mask(shape: tuple[int, ...], patch: tuple[int, ...]) -> np.ndarray:

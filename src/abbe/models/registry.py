@@ -34,7 +34,7 @@ def load(name_or_path: str | Path) -> Any:
     folder = resolve(name_or_path)
     config = mf.read_yaml(folder / mf.CONFIG) if (folder / mf.CONFIG).exists() else {}
     method = config.get("method")
-    if method in ("care", "n2v"):
+    if method in ("care", "n2v", "superres"):
         from abbe.restore.model import RestorationModel
 
         return RestorationModel.load(folder)

@@ -124,6 +124,7 @@ def predict_tiled(
     out: Any | None = None,
     out_channels: int | None = None,
     progress: Callable[[Iterator[Tile], int], Iterator[Tile]] | None = None,
+    scale: int = 1,
 ) -> Any:
     """Apply ``fn`` to an image tile by tile.
 
@@ -137,6 +138,8 @@ def predict_tiled(
     out : where to write ``(C_out, *spatial)`` (e.g. a zarr array); allocated when None.
     out_channels : C_out when ``out`` is None (default: C).
     progress : wraps the tile iterator (e.g. a progress bar), called with (tiles, count).
+    scale : ``fn``'s output is this many times larger along each spatial axis (super-resolution);
+        the output then has ``scale ×`` the image's spatial shape.
 
     Returns
     -------
@@ -151,14 +154,20 @@ def predict_tiled(
     whole = tuple(_round_up(s, m) for s, m in zip(shape, multiple, strict=True))
     _, tiles = plan_tiles(shape, tile=tile or whole, margin=margin, multiple=multiple)
     if out is None:
-        out = np.empty((out_channels or image.shape[0], *shape), dtype=np.float32)
+        big = tuple(n * scale for n in shape)
+        out = np.empty((out_channels or image.shape[0], *big), dtype=np.float32)
     iterator: Iterator[Tile] = iter(tiles)
     if progress is not None:
         iterator = progress(iterator, len(tiles))
     for t in iterator:
         window = read_window(image, t.window)
         result = fn(window)
-        core = result[(slice(None), *t.core_in_window)]
-        size = tuple(c.stop - c.start for c in t.core)
-        out[(slice(None), *t.core)] = core[(slice(None), *(slice(0, n) for n in size))]
+        core = result[(slice(None), *(_scaled(c, scale) for c in t.core_in_window))]
+        size = tuple((c.stop - c.start) * scale for c in t.core)
+        target = tuple(_scaled(c, scale) for c in t.core)
+        out[(slice(None), *target)] = core[(slice(None), *(slice(0, n) for n in size))]
     return out
+
+
+def _scaled(s: slice, scale: int) -> slice:
+    return s if scale == 1 else slice(s.start * scale, s.stop * scale)

@@ -44,7 +44,8 @@ class CARE(RestorationModel):
 
         Parameters
         ----------
-        inputs, targets : arrays (or lists of arrays) of the same shapes, with ``axes``.
+        inputs, targets : arrays (or lists of arrays) of the same shapes, with ``axes`` (for a
+            super-resolution model, targets ``scale``× larger in Y and X).
         axes : e.g. ``YX``, ``SYX`` (a stack of samples), ``ZYX``.
         validation : (inputs, targets) held out; default a fraction of the training images.
         work_dir : model folder for checkpoints and history (a temporary folder when None).

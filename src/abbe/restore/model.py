@@ -106,6 +106,15 @@ class RestorationModel:
     def network(self, value: Any) -> None:
         self._network = value
 
+    def training_extras(self) -> dict[str, Any]:
+        """Extra arguments of the training engine (loss, discriminator) for this kind of model."""
+        return {}
+
+    @property
+    def scale(self) -> int:
+        """Output pixels per input pixel along Y and X."""
+        return int(getattr(self.config.network, "scale", 1))
+
     @property
     def bytes_per_pixel(self) -> float:
         """Rough peak memory per pixel of a forward pass (float32 activations, oneDNN buffers)."""
@@ -179,10 +188,11 @@ class RestorationModel:
         spatial_shape = view.shape[len(loop_axes) :]
         if warn:
             self._warn_if_unusual(view, len(loop_axes))
+        out_shape = self.output_shape(image.shape, axes)
         if out is None:
-            out = np.empty(image.shape, dtype=np.float32)
+            out = np.empty(out_shape, dtype=np.float32)
         if want and out_uncertainty is None:
-            out_uncertainty = np.empty(image.shape, dtype=np.float32)
+            out_uncertainty = np.empty(out_shape, dtype=np.float32)
         margin = (net_cfg.receptive_radius,) * len(spatial)
         if tile == "auto":
             tile_shape = auto_tile(
@@ -232,8 +242,15 @@ class RestorationModel:
                 multiple=net_cfg.multiple,
                 out=writer,
                 progress=progress,
+                scale=self.scale,
             )
         return (out, out_uncertainty) if want else out
+
+    def output_shape(self, shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
+        """Shape of the prediction for an input of ``shape`` with ``axes`` (Y, X times the
+        model's scale)."""
+        s = self.scale
+        return tuple(n * s if a in "YX" else n for a, n in zip(axes, shape, strict=True))
 
     def _warn_if_unusual(self, view: Any, n_loop: int) -> list[str]:
         """Compare one representative 2D plane of the input with the training data's ranges."""
@@ -269,8 +286,14 @@ class RestorationModel:
         if not (folder / mf.CONFIG).exists():
             raise ModelError("is not an abbe model folder (no config.yaml)", folder)
         data = mf.read_yaml(folder / mf.CONFIG)
-        config = mf.validate(RestorationConfig, data, folder / mf.CONFIG)
-        model_cls = {"care": _care_class, "n2v": _n2v_class}[config.method]()
+        if data.get("method") == "superres":
+            from abbe.restore.superres import SuperResolution
+
+            model_cls: type[RestorationModel] = SuperResolution
+            config = mf.validate(SuperResolution.config_class, data, folder / mf.CONFIG)
+        else:
+            config = mf.validate(RestorationConfig, data, folder / mf.CONFIG)
+            model_cls = {"care": _care_class, "n2v": _n2v_class}[config.method]()
         model = model_cls(config)
         mf.load_weights_into(model.network, folder)
         model.metrics = mf.read_metrics(folder)

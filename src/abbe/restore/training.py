@@ -38,8 +38,10 @@ def pairs(
     targets: np.ndarray | Sequence[np.ndarray] | None,
     axes: str,
     spatial: str,
+    scale: int = 1,
 ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """Check input/target pairs and split them into spatial samples."""
+    """Check input/target pairs (targets ``scale`` times larger along Y and X) and split them
+    into spatial samples."""
     xs = as_list(inputs)
     ys = None if targets is None else as_list(targets)
     if ys is not None and len(xs) != len(ys):
@@ -47,10 +49,11 @@ def pairs(
     out_x: list[np.ndarray] = []
     out_y: list[np.ndarray] | None = None if ys is None else []
     for i, x in enumerate(xs):
-        if ys is not None and x.shape != ys[i].shape:
+        if ys is not None and ys[i].shape != _scaled_shape(x.shape, axes, scale):
+            want = "the same size" if scale == 1 else f"{scale}× the input's size in Y and X"
             raise InputError(
                 f"input {i} has shape {x.shape} but its target has shape {ys[i].shape}; "
-                "pairs must show the same field at the same size"
+                f"pairs must show the same field at {want}"
             )
         out_x += split_images(x, axes, spatial)
         if ys is not None and out_y is not None:
@@ -59,6 +62,11 @@ def pairs(
         if not np.all(np.isfinite(x)):
             raise InputError(f"training image {i} contains NaN or infinite values")
     return out_x, out_y
+
+
+def _scaled_shape(shape: tuple[int, ...], axes: str, scale: int) -> tuple[int, ...]:
+    axes = check_axes(axes, len(shape))
+    return tuple(n * scale if a in "YX" else n for a, n in zip(axes, shape, strict=True))
 
 
 def normalized(xs: list[np.ndarray], ys: list[np.ndarray] | None, norm: Any):
@@ -76,9 +84,14 @@ def normalized(xs: list[np.ndarray], ys: list[np.ndarray] | None, norm: Any):
 
 
 def split_validation(
-    xs: list[np.ndarray], ys: list[np.ndarray] | None, fraction: float, patch: int
+    xs: list[np.ndarray],
+    ys: list[np.ndarray] | None,
+    fraction: float,
+    patch: int,
+    scale: int = 1,
 ) -> tuple[tuple[list, list | None], tuple[list, list | None] | None]:
-    """Hold out whole images, or (for one image) its last rows, for validation."""
+    """Hold out whole images, or (for one image) its last rows, for validation (a target
+    ``scale`` times larger is cut at the same place of the field)."""
     if fraction <= 0:
         return (xs, ys), None
     if len(xs) >= 2:
@@ -92,14 +105,14 @@ def split_validation(
     if cut < patch:
         return (xs, ys), None  # too small to split: validate on training patches
 
-    def top(a: np.ndarray) -> np.ndarray:
-        return a[..., :cut, :]
+    def top(a: np.ndarray, s: int = 1) -> np.ndarray:
+        return a[..., : cut * s, :]
 
-    def bottom(a: np.ndarray) -> np.ndarray:
-        return a[..., cut:, :]
+    def bottom(a: np.ndarray, s: int = 1) -> np.ndarray:
+        return a[..., cut * s :, :]
 
-    tr = ([top(xs[0])], [top(ys[0])] if ys is not None else None)
-    va = ([bottom(xs[0])], [bottom(ys[0])] if ys is not None else None)
+    tr = ([top(xs[0])], [top(ys[0], scale)] if ys is not None else None)
+    va = ([bottom(xs[0])], [bottom(ys[0], scale)] if ys is not None else None)
     return tr, va
 
 
@@ -123,22 +136,27 @@ def train_model(
 
     cfg = model.config
     spatial = cfg.axes
-    raw_x, raw_y = pairs(inputs, targets, axes, spatial)
+    scale = int(getattr(cfg.network, "scale", 1))
+    raw_x, raw_y = pairs(inputs, targets, axes, spatial, scale)
     patch = cfg.training.patch_size
     shape = (patch,) * len(spatial)
     if validation is not None:
         raw_train = (raw_x, raw_y)
-        raw_val: tuple | None = pairs(validation[0], validation[1], axes, spatial)
+        raw_val: tuple | None = pairs(validation[0], validation[1], axes, spatial, scale)
     else:
-        raw_train, raw_val = split_validation(raw_x, raw_y, cfg.training.validation_fraction, patch)
+        raw_train, raw_val = split_validation(
+            raw_x, raw_y, cfg.training.validation_fraction, patch, scale
+        )
     train_part = normalized(*raw_train, cfg.normalization)
     val_part = normalized(*raw_val, cfg.normalization) if raw_val is not None else None
-    pool = PatchPool(train_part[0], train_part[1], shape)
-    val_pool = PatchPool(val_part[0], val_part[1], shape) if val_part is not None else None
+    pool = PatchPool(train_part[0], train_part[1], shape, scale=scale)
+    val_pool = (
+        PatchPool(val_part[0], val_part[1], shape, scale=scale) if val_part is not None else None
+    )
     torch.manual_seed(cfg.training.seed)
     if not resume:
         model.network = None
-    net = model.network
+    net = model.network.train()  # a resumed model comes back from prediction in eval mode
     tmp = None
     if work_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="abbe-train-")
@@ -153,6 +171,7 @@ def train_model(
             masking=masking,
             resume=resume,
             quiet=quiet,
+            **model.training_extras(),
         )
     finally:
         if tmp is not None:

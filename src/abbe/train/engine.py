@@ -156,6 +156,60 @@ class RestorationTask(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
 
 
+class GANTask(RestorationTask):
+    """Adversarial training (pix2pix / DFGAN): the generator minimizes its content loss plus
+    ``adversarial_weight`` × the least-squares GAN loss of a conditional discriminator, which
+    learns to tell targets from outputs. Validation scores the content loss alone, so runs with
+    and without the adversary compare; the generator is usable on its own.
+
+    Mao et al., "Least squares generative adversarial networks", ICCV 2017.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        cfg: TrainingConfig,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+        discriminator: torch.nn.Module,
+        adversarial_weight: float,
+    ) -> None:
+        super().__init__(network, cfg, loss_fn)
+        self.discriminator = discriminator
+        self.adversarial_weight = adversarial_weight
+        self.automatic_optimization = False
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        x, y, w = batch
+        opt_g, opt_d = self.optimizers()
+        fake = self.network(x)
+        real_score = self.discriminator(x, y)
+        fake_score = self.discriminator(x, fake.detach())
+        d_loss = 0.5 * ((real_score - 1) ** 2).mean() + 0.5 * (fake_score**2).mean()
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        opt_d.step()
+        assert self.loss_fn is not None
+        content = self.loss_fn(fake, y, w)
+        adversarial = ((self.discriminator(x, fake) - 1) ** 2).mean()
+        opt_g.zero_grad()
+        self.manual_backward(content + self.adversarial_weight * adversarial)
+        opt_g.step()
+        size = x.shape[0]
+        self.log(
+            "train_loss", content, on_step=False, on_epoch=True, prog_bar=True, batch_size=size
+        )
+        self.log("d_loss", d_loss, on_step=False, on_epoch=True, batch_size=size)
+        return content.detach()
+
+    def configure_optimizers(self) -> Any:
+        # β1 = 0.5 keeps the two players' momentum from overshooting each other (pix2pix).
+        lr, betas = self.cfg.learning_rate, (0.5, 0.999)
+        return [
+            torch.optim.Adam(self.network.parameters(), lr=lr, betas=betas),
+            torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
+        ]
+
+
 # ------------------------------------------------------------------------------------ callbacks
 class Budget(Callback):
     """Counts training time across resumes, stops at ``max_time_s``, and sets the learning rate.
@@ -202,9 +256,11 @@ class Budget(Callback):
     ) -> None:
         self._t0 = time.perf_counter()
         if self.cfg.schedule == "cosine":
-            lr = self.learning_rate(trainer.global_step)
-            for group in trainer.optimizers[0].param_groups:
-                group["lr"] = lr
+            # With manual optimization every optimizer's step counts as a global step.
+            lr = self.learning_rate(trainer.global_step // max(1, len(trainer.optimizers)))
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
 
     def on_train_batch_end(
         self,
@@ -315,6 +371,8 @@ def fit(
     on_export: Callable[[torch.nn.Module], None] | None = None,
     datasets: tuple[Any, Any] | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    discriminator: torch.nn.Module | None = None,
+    adversarial_weight: float = 0.0,
 ) -> FitResult:
     """Train ``network`` on patches from ``train_pool`` and return it with its history.
 
@@ -331,6 +389,8 @@ def fit(
         patch pools (e.g. simulations drawn on the fly); each needs an ``epoch`` attribute, set
         at the start of every epoch so that batches depend only on (seed, epoch, index).
     loss_fn : ``loss(output, y, weight)`` instead of the restoration loss ``cfg.loss``.
+    discriminator : train adversarially against it (:class:`GANTask`; needs ``loss_fn``).
+    adversarial_weight : weight of the generator's GAN term.
     """
     work_dir = Path(work_dir)
     ckpt_dir = work_dir / CHECKPOINT_DIR
@@ -373,7 +433,12 @@ def fit(
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=False))
-    task = RestorationTask(network, cfg, loss_fn)
+    if discriminator is not None:
+        if loss_fn is None:
+            raise InputError("adversarial training needs a content loss (loss_fn)")
+        task: RestorationTask = GANTask(network, cfg, loss_fn, discriminator, adversarial_weight)
+    else:
+        task = RestorationTask(network, cfg, loss_fn)
     with _quiet_lightning():
         trainer = L.Trainer(
             accelerator=cfg.accelerator,
@@ -408,7 +473,7 @@ def fit(
         network=network,
         history=list(history.rows),
         val_loss=val_loss,
-        steps=trainer.global_step,
+        steps=trainer.global_step // max(1, len(trainer.optimizers)),
         elapsed_s=budget.elapsed,
         stopped_by=stopped_by,
         resumed=resume,
