@@ -9,6 +9,7 @@ import typer
 
 from abbe import __version__
 from abbe.cli import (
+    classify,
     demo,
     evaluate,
     localize,
@@ -35,6 +36,7 @@ app.add_typer(train.app, name="train")
 app.command("restore")(restore.restore)
 app.command("localize")(localize.localize)
 app.command("segment")(segment.segment)
+app.command("classify")(classify.classify)
 app.command("evaluate")(evaluate.evaluate)
 app.command("resolution")(resolution.resolution)
 app.command("verify")(verify.verify)

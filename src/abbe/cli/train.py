@@ -505,10 +505,12 @@ def _label_pairs(images: Path, labels: Path) -> list[tuple[np.ndarray, np.ndarra
     return pairs
 
 
-def _register_superres() -> None:
+def _register_more() -> None:
+    from abbe.cli.classify import train_classify
     from abbe.cli.superres import register
 
     register(app)
+    app.command("classify")(train_classify)
 
 
-_register_superres()
+_register_more()

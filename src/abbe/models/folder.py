@@ -105,3 +105,29 @@ def read_metrics(folder: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except ValueError:
         raise ModelError("metrics.json is not valid JSON", path) from None
+
+
+def save_model(
+    path: str | Path,
+    *,
+    config: Any,
+    network: Any,
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]] | None = None,
+    overwrite: bool = False,
+    own_folder: Path | None = None,
+) -> Path:
+    """Write a model folder (config, weights, metrics, history), refusing to replace another
+    model there unless ``overwrite`` (a model may always rewrite ``own_folder``)."""
+    from abbe.errors import OutputExistsError
+
+    folder = Path(path)
+    if (folder / WEIGHTS).exists() and not overwrite and folder != own_folder:
+        raise OutputExistsError("already holds a model; pass --overwrite to replace it", folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_config(folder, config)
+    write_weights(folder, network.state_dict())
+    write_metrics(folder, metrics)
+    if history:
+        write_history(folder, history)
+    return folder

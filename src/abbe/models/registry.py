@@ -38,6 +38,10 @@ def load(name_or_path: str | Path) -> Any:
         from abbe.restore.model import RestorationModel
 
         return RestorationModel.load(folder)
+    if method == "classify":
+        from abbe.classify import Classifier
+
+        return Classifier.load(folder)
     if method == "segment":
         from abbe.segment import Segmenter
 

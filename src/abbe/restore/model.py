@@ -267,17 +267,16 @@ class RestorationModel:
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the model folder (config, weights, metrics, history)."""
-        folder = Path(path)
-        if (folder / mf.WEIGHTS).exists() and not overwrite and folder != self.folder:
-            raise OutputExistsError("already holds a model; pass --overwrite to replace it", folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        mf.write_config(folder, self.config)
-        mf.write_weights(folder, self.network.state_dict())
-        mf.write_metrics(folder, self.metrics)
-        if self.history:
-            mf.write_history(folder, self.history)
-        self.folder = folder
-        return folder
+        self.folder = mf.save_model(
+            path,
+            config=self.config,
+            network=self.network,
+            metrics=self.metrics,
+            history=self.history,
+            overwrite=overwrite,
+            own_folder=self.folder,
+        )
+        return self.folder
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> RestorationModel:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
-from abbe.errors import InputError, ModelError, OutputExistsError
+from abbe.errors import InputError, ModelError
 from abbe.models import folder as mf
 from abbe.nn import UNetConfig
 from abbe.simulate.cells import NucleiImageConfig, nuclei_image
@@ -387,14 +387,13 @@ class Segmenter:
     # ------------------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the model folder (config.yaml, weights.safetensors, metrics.json)."""
-        folder = Path(path)
-        if (folder / mf.WEIGHTS).exists() and not overwrite:
-            raise OutputExistsError("already holds a model; pass --overwrite to replace it", folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        mf.write_config(folder, self.config)
-        mf.write_weights(folder, self.network.state_dict())
-        mf.write_metrics(folder, self.metrics)
-        return folder
+        return mf.save_model(
+            path,
+            config=self.config,
+            network=self.network,
+            metrics=self.metrics,
+            overwrite=overwrite,
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Segmenter:

@@ -155,3 +155,77 @@ def _illumination(shape: tuple[int, int], amplitude: float, rng: np.random.Gener
     field = field[: shape[0], : shape[1]]
     field = (field - field.mean()) / (field.std() + 1e-12)
     return np.clip(1 + amplitude * field / 2, 0.2, None)
+
+
+#: Nucleus shape classes for classification: interphase (round), elongated (migrating or
+#: squeezed cells), fragmented (apoptotic bodies, micronuclei).
+NUCLEUS_CLASSES: tuple[str, ...] = ("round", "elongated", "fragmented")
+
+
+@dataclass(frozen=True)
+class NucleusField:
+    """One nucleus of a known class in a small field, with its mask (bool) and neighbours."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    kind: str
+
+
+def nucleus_field(
+    kind: str, *, size: int = 96, seed: int | np.random.Generator = 0
+) -> NucleusField:
+    """Draw one nucleus of shape class ``kind`` (see :data:`NUCLEUS_CLASSES`) near the centre
+    of a ``size``² field, sometimes with parts of neighbouring nuclei at the border, blurred,
+    with Poisson and read noise. Its size, brightness, texture and the noise vary.
+    """
+    from abbe.errors import InputError
+    from abbe.simulate.specimens import _add_window, _nucleus_patch
+
+    if kind not in NUCLEUS_CLASSES:
+        raise InputError(f"unknown nucleus class {kind!r}; choose {', '.join(NUCLEUS_CLASSES)}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    obj = np.zeros((size, size))
+    mask = np.zeros((size, size), bool)
+    c = size / 2 + rng.uniform(-3, 3, 2)
+    texture = rng.uniform(0.05, 0.3)
+
+    def put(a: float, b: float, cy: float, cx: float, bright: float, target: np.ndarray | None):
+        patch, inside = _nucleus_patch(a, b, cy, cx, rng.uniform(0, 0.05), texture, rng)
+        y0, x0 = int(cy) - patch.shape[0] // 2, int(cx) - patch.shape[1] // 2
+        labels = None if target is None else np.zeros((size, size), np.int32)
+        _add_window(obj, y0, x0, patch * bright, labels=labels, mask=inside >= 0.5, label=1)
+        if target is not None and labels is not None:
+            target |= labels > 0
+
+    if kind == "round":
+        a = rng.uniform(9, 16)
+        put(a, a * rng.uniform(0.8, 1.0), c[0], c[1], 1.0, mask)
+    elif kind == "elongated":
+        a = rng.uniform(14, 24)
+        put(a, a * rng.uniform(0.3, 0.5), c[0], c[1], 1.0, mask)
+    else:  # fragmented: several small bright bodies clustered where one nucleus was
+        spread = rng.uniform(8, 13)
+        for _ in range(rng.integers(3, 8)):
+            r = rng.uniform(2.5, 5.0)
+            off = rng.normal(0, spread / 2, 2)
+            put(
+                r,
+                r * rng.uniform(0.7, 1.0),
+                c[0] + off[0],
+                c[1] + off[1],
+                rng.uniform(1, 1.8),
+                mask,
+            )
+    # Neighbours cut by the field's border (their shape must not decide the class).
+    for _ in range(rng.integers(0, 3)):
+        side = rng.integers(4)
+        t = rng.uniform(0, size)
+        cy, cx = [(t, -6), (t, size + 6), (-6, t), (size + 6, t)][side]
+        a = rng.uniform(10, 18)
+        put(a, a * rng.uniform(0.5, 1.0), cy, cx, rng.uniform(0.4, 1.0), None)
+    img = ndimage.gaussian_filter(obj, rng.uniform(0.7, 2.0))
+    img = img / max(float(img.max()), 1e-12)
+    peak = np.exp(rng.uniform(np.log(30), np.log(1000)))
+    expected = peak * (img + rng.uniform(0.0, 0.2))
+    noisy = rng.poisson(expected) + rng.normal(0, rng.uniform(0, 2), img.shape)
+    return NucleusField(noisy.astype(np.float32), mask, kind)

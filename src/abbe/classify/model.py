@@ -1,0 +1,449 @@
+"""Classification of whole images or of segmented objects (one crop per label) with a small
+ResNet: calibrated probabilities (temperature scaling) and Grad-CAM saliency maps.
+
+He et al., CVPR 2016 (ResNet); Guo et al., ICML 2017 (temperature scaling); Selvaraju et al.,
+"Grad-CAM: visual explanations from deep networks via gradient-based localization", ICCV 2017.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy import ndimage
+
+from abbe import __version__
+from abbe.data.normalize import PercentileNorm, normalize, percentile_range
+from abbe.errors import InputError, ModelError
+from abbe.models import folder as mf
+from abbe.nn.resnet import ResNetConfig
+from abbe.train.config import TrainingConfig
+
+
+class ClassifierConfig(BaseModel):
+    """Everything needed to rebuild, use and retrain a classifier (``config.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    method: Literal["classify"] = "classify"
+    name: str = ""
+    description: str = ""
+    classes: tuple[str, ...] = ("round", "elongated", "fragmented")
+    crop_size: int = Field(64, ge=16, description="Edge every image or crop is resized to.")
+    context: float = Field(1.5, ge=1.0, description="Object crops span this × its extent.")
+    network: ResNetConfig = ResNetConfig(n_classes=3)
+    normalization: PercentileNorm = PercentileNorm(low=1.0, high=99.8)
+    training: TrainingConfig = TrainingConfig(batch_size=32, steps_per_epoch=50)
+    temperature: float = Field(1.0, gt=0, description="Calibration: logits are divided by it.")
+    training_data: dict[str, Any] = Field(default_factory=dict)
+    abbe_version: str = __version__
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClassifierConfig:
+        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+            raise ValueError("classes must be at least two distinct names")
+        if self.network.n_classes != len(self.classes):
+            raise ValueError(
+                f"network.n_classes {self.network.n_classes} != {len(self.classes)} classes"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class ObjectCrop:
+    """A square crop around one labelled object, resized to the model's crop size.
+
+    Attributes
+    ----------
+    label : the object's label value (0 for a whole image).
+    crop : (S, S) float32 raw intensities.
+    mask : (S, S) bool, the object's pixels in the crop.
+    box : (y0, y1, x0, x1) of the crop in the image (may extend past its border).
+    """
+
+    label: int
+    crop: np.ndarray
+    mask: np.ndarray
+    box: tuple[int, int, int, int]
+
+
+def _window(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """``image[y0:y1, x0:x1]``, reflecting where the box leaves the image."""
+    y0, y1, x0, x1 = box
+    h, w = image.shape
+    pad = (max(0, -y0), max(0, y1 - h)), (max(0, -x0), max(0, x1 - w))
+    part = image[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+    if any(p for pair in pad for p in pair):
+        mode = "reflect" if min(part.shape) > max(max(p) for p in pad) else "edge"
+        part = np.pad(part, pad, mode=mode)
+    return part
+
+
+def _resize(a: np.ndarray, size: int, order: int) -> np.ndarray:
+    return ndimage.zoom(
+        a, (size / a.shape[0], size / a.shape[1]), order=order, grid_mode=True, mode="nearest"
+    )
+
+
+def object_crops(
+    image: np.ndarray, labels: np.ndarray, *, size: int = 64, context: float = 1.5
+) -> list[ObjectCrop]:
+    """One square crop per label, centred on the object, ``context`` × its larger extent
+    (at least 16 px), resized to ``size``."""
+    img = np.asarray(image, dtype=np.float32)
+    lab = np.asarray(labels)
+    if img.shape != lab.shape or img.ndim != 2:
+        raise InputError(f"image {img.shape} and labels {lab.shape} must be the same 2D shape")
+    crops = []
+    for k, sl in enumerate(ndimage.find_objects(lab.astype(np.int64)), start=1):
+        if sl is None:
+            continue
+        cy, cx = (sl[0].start + sl[0].stop) / 2, (sl[1].start + sl[1].stop) / 2
+        extent = max(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
+        half = max(8, int(np.ceil(context * extent / 2)))
+        box = (int(cy) - half, int(cy) + half, int(cx) - half, int(cx) + half)
+        crop = _resize(_window(img, box), size, 1)
+        mask = _resize(_window((lab == k).astype(np.float32), box), size, 1) >= 0.5
+        crops.append(ObjectCrop(k, crop.astype(np.float32), mask, box))
+    return crops
+
+
+def whole_image_crop(image: np.ndarray, size: int) -> ObjectCrop:
+    """A whole 2D image as one crop (padded to a square by reflection, resized)."""
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 2:
+        raise InputError(f"classification takes 2D images; got shape {img.shape}")
+    h, w = img.shape
+    side = max(h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    box = (y0, y0 + side, x0, x0 + side)
+    crop = _resize(_window(img, box), size, 1)
+    return ObjectCrop(0, crop.astype(np.float32), np.ones((size, size), bool), box)
+
+
+class _CropBatches:
+    """Batch ``i`` of epoch ``e``: crops drawn with a generator seeded by ``(seed, e, i)``,
+    each turned by a random symmetry of the square."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, cfg: TrainingConfig, n: int, stream: int):
+        self.x, self.y, self.cfg, self.n, self.stream = x, y, cfg, n, stream
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        import torch
+
+        from abbe.data.patches import augment_dihedral, batch_rng
+
+        epoch = 0 if self.stream else self.epoch  # validation: the same batches every epoch
+        rng = batch_rng(self.cfg.seed, epoch, i, self.stream)
+        idx = rng.integers(0, len(self.x), self.cfg.batch_size)
+        (x,) = augment_dihedral([self.x[idx]], rng)
+        return (
+            torch.from_numpy(np.ascontiguousarray(x)),
+            torch.from_numpy(self.y[idx]),
+            torch.zeros(0),
+        )
+
+
+def _cross_entropy(out, target, _weight):
+    from torch.nn import functional as F
+
+    return F.cross_entropy(out, target)
+
+
+class Classifier:
+    """A ResNet classifier with its normalization and calibration.
+
+    Examples
+    --------
+    >>> clf = Classifier().fit_simulated(n_per_class=300)              # doctest: +SKIP
+    >>> clf.predict_proba([crop1, crop2])                              # doctest: +SKIP
+    >>> maps = clf.saliency([crop1])        # Grad-CAM, (1, 64, 64)   # doctest: +SKIP
+    """
+
+    def __init__(self, config: ClassifierConfig | None = None, network: Any = None) -> None:
+        self.config = config or ClassifierConfig()
+        self._network = network
+        self.metrics: dict[str, Any] = {}
+        self.history: list[dict[str, float]] = []
+        self.folder: Path | None = None
+
+    @property
+    def network(self) -> Any:
+        if self._network is None:
+            from abbe.nn.resnet import ResNet
+
+            self._network = ResNet(self.config.network)
+        return self._network
+
+    # ------------------------------------------------------------------ data
+    def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Resize (if needed) and percentile-normalize crops into ``(N, 1, S, S)`` float32."""
+        s = self.config.crop_size
+        norm = self.config.normalization
+        out = np.empty((len(crops), 1, s, s), np.float32)
+        for i, c in enumerate(crops):
+            a = np.asarray(c, dtype=np.float32)
+            if a.ndim != 2:
+                raise InputError(f"crop {i} has shape {a.shape}; classification takes 2D images")
+            if not np.all(np.isfinite(a)):
+                raise InputError(f"crop {i} contains NaN or infinite values")
+            if a.shape != (s, s):
+                a = whole_image_crop(a, s).crop
+            lo, hi = percentile_range(a, norm.low, norm.high) if np.ptp(a) > 0 else (0.0, 1.0)
+            out[i, 0] = normalize(a, lo, hi)
+        return out
+
+    def _class_index(self, labels: Sequence[Any]) -> np.ndarray:
+        names = list(self.config.classes)
+        idx = []
+        for v in labels:
+            if isinstance(v, int | np.integer) and not isinstance(v, bool):
+                if not 0 <= int(v) < len(names):
+                    raise InputError(f"class index {v} outside 0…{len(names) - 1}")
+                idx.append(int(v))
+            elif str(v) in names:
+                idx.append(names.index(str(v)))
+            else:
+                raise InputError(f"unknown class {v!r}; the classes are {', '.join(names)}")
+        return np.asarray(idx, np.int64)
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        crops: Sequence[np.ndarray],
+        labels: Sequence[Any],
+        *,
+        validation: tuple[Sequence[np.ndarray], Sequence[Any]] | None = None,
+        work_dir: str | Path | None = None,
+        resume: bool = False,
+        quiet: bool = True,
+    ) -> Classifier:
+        """Train on crops (or whole images) and their classes (names or indices), then fit the
+        temperature on the validation crops (default: every 5th crop, held out)."""
+        import torch
+
+        from abbe.train.engine import fit
+
+        if len(crops) != len(labels):
+            raise InputError(f"{len(crops)} images but {len(labels)} labels")
+        x, y = self.prepare(crops), self._class_index(labels)
+        if validation is None:
+            held = np.arange(len(x)) % 5 == 4
+            vx, vy = x[held], y[held]
+            x, y = x[~held], y[~held]
+        else:
+            vx, vy = self.prepare(validation[0]), self._class_index(validation[1])
+        if len(x) == 0 or len(vx) == 0:
+            raise InputError("too few images to train and validate; give at least 5")
+        cfg = self.config.training
+        torch.manual_seed(cfg.seed)
+        if not resume:
+            self._network = None
+        train = _CropBatches(x, y, cfg, cfg.steps_per_epoch, 0)
+        val = _CropBatches(vx, vy, cfg, cfg.validation_batches, 1)
+        tmp = tempfile.TemporaryDirectory(prefix="abbe-classify-") if work_dir is None else None
+        try:
+            result = fit(
+                self.network.train(),
+                None,
+                None,
+                cfg,
+                work_dir=Path(work_dir or tmp.name),  # type: ignore[union-attr]
+                resume=resume,
+                quiet=quiet,
+                datasets=(train, val),
+                loss_fn=_cross_entropy,
+            )
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+        self._network = result.network
+        self.history = result.history
+        self.metrics = {
+            "val_loss": result.val_loss,
+            "steps": result.steps,
+            "training_seconds": round(result.elapsed_s, 2),
+            "stopped_by": result.stopped_by,
+            "n_training": len(x),
+            "n_validation": len(vx),
+        }
+        self.calibrate_prepared(vx, vy)
+        return self
+
+    def fit_simulated(
+        self,
+        *,
+        n_per_class: int = 400,
+        n_validation: int = 100,
+        work_dir: str | Path | None = None,
+        resume: bool = False,
+        quiet: bool = True,
+    ) -> Classifier:
+        """Train on simulated nuclei of the shape classes round, elongated and fragmented
+        (:func:`abbe.simulate.cells.nucleus_field`), cropped as user objects are."""
+        from abbe.simulate.cells import NUCLEUS_CLASSES
+
+        unknown = set(self.config.classes) - set(NUCLEUS_CLASSES)
+        if unknown:
+            raise InputError(
+                f"no simulation for classes {sorted(unknown)}; simulated classes are "
+                f"{', '.join(NUCLEUS_CLASSES)} (train on your own crops instead)"
+            )
+        seed = self.config.training.seed
+        xs, ys, _ = simulated_crops(self.config, n_per_class, seed=seed)
+        vx, vy, _ = simulated_crops(self.config, n_validation, seed=seed + 1_000_003)
+        self.config = self.config.model_copy(
+            update={
+                "training_data": {
+                    "simulated": "abbe.simulate.cells.nucleus_field",
+                    "per_class": n_per_class,
+                    "seed": seed,
+                }
+            }
+        )
+        return self.fit(xs, ys, validation=(vx, vy), work_dir=work_dir, resume=resume, quiet=quiet)
+
+    # ------------------------------------------------------------------ predict
+    def logits(self, crops: Sequence[np.ndarray], batch: int = 256) -> np.ndarray:
+        import torch
+
+        x = self.prepare(crops)
+        net = self.network.eval()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(x), batch):
+                out.append(net(torch.from_numpy(x[i : i + batch])).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.config.classes)))
+
+    def predict_proba(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Calibrated class probabilities, ``(N, n_classes)``."""
+        return _softmax(self.logits(crops) / self.config.temperature)
+
+    def predict(self, crops: Sequence[np.ndarray]) -> list[str]:
+        """The most probable class name per crop."""
+        names = self.config.classes
+        return [names[i] for i in self.predict_proba(crops).argmax(axis=1)]
+
+    def calibrate(self, crops: Sequence[np.ndarray], labels: Sequence[Any]) -> float:
+        """Fit the temperature on held-out crops (minimum negative log-likelihood)."""
+        return self.calibrate_prepared(self.prepare(crops), self._class_index(labels))
+
+    def calibrate_prepared(self, x: np.ndarray, y: np.ndarray) -> float:
+        import torch
+        from scipy import optimize
+
+        with torch.inference_mode():
+            z = self.network.eval()(torch.from_numpy(x)).numpy().astype(np.float64)
+
+        def nll(log_t: float) -> float:
+            p = _softmax(z / np.exp(log_t))
+            return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+
+        best = optimize.minimize_scalar(nll, bounds=(-3, 3), method="bounded")
+        t = float(np.exp(best.x))
+        from abbe.metrics.classification import expected_calibration_error as ece
+
+        self.metrics["calibration"] = {
+            "temperature": round(t, 4),
+            "ece_before": round(ece(_softmax(z), y), 4),
+            "ece_after": round(ece(_softmax(z / t), y), 4),
+            "n": len(y),
+        }
+        self.config = self.config.model_copy(update={"temperature": t})
+        return t
+
+    def saliency(self, crops: Sequence[np.ndarray], classes: Sequence[int] | None = None):
+        """Grad-CAM maps ``(N, S, S)`` in [0, 1]: where the evidence for the predicted (or the
+        given) class lies — the last stage's feature maps weighted by the class score's mean
+        gradient, positive part, upsampled to the crop."""
+        import torch
+        from torch.nn import functional as F
+
+        x = torch.from_numpy(self.prepare(crops))
+        net = self.network.eval()
+        with torch.enable_grad():
+            feats = net.features(x).detach().requires_grad_(True)
+            logits = net.classify(feats)
+            target = logits.argmax(dim=1) if classes is None else torch.as_tensor(classes)
+            score = logits.gather(1, target[:, None]).sum()
+            (grad,) = torch.autograd.grad(score, feats)
+        weights = grad.mean(dim=(-2, -1), keepdim=True)
+        cam = F.relu((weights * feats).sum(dim=1, keepdim=True))
+        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12)[:, None, None]
+        return (cam / peak).detach().numpy()
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        self.folder = mf.save_model(
+            path,
+            config=self.config,
+            network=self.network,
+            metrics=self.metrics,
+            history=self.history,
+            overwrite=overwrite,
+            own_folder=self.folder,
+        )
+        return self.folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Classifier:
+        folder = Path(path)
+        if not (folder / mf.CONFIG).exists():
+            raise ModelError("is not an abbe model folder (no config.yaml)", folder)
+        config = mf.validate(ClassifierConfig, mf.read_yaml(folder / mf.CONFIG), folder)
+        model = cls(config)
+        mf.load_weights_into(model.network, folder)
+        model.metrics = mf.read_metrics(folder)
+        model.folder = folder
+        return model
+
+    def __repr__(self) -> str:
+        return f"Classifier(name={self.config.name!r}, classes={self.config.classes!r})"
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def simulated_crops(
+    config: ClassifierConfig, n_per_class: int, *, seed: int = 0
+) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
+    """Crops, class names and object masks of simulated nuclei of each class."""
+    from abbe.simulate.cells import nucleus_field
+
+    crops, names, masks = [], [], []
+    seeds = np.random.SeedSequence(seed).spawn(len(config.classes))
+    for kind, ss in zip(config.classes, seeds, strict=True):
+        rng = np.random.default_rng(ss)
+        for _ in range(n_per_class):
+            f = nucleus_field(kind, seed=rng)
+            (c,) = object_crops(
+                f.image, f.mask.astype(np.int32), size=config.crop_size, context=config.context
+            )
+            crops.append(c.crop)
+            names.append(kind)
+            masks.append(c.mask)
+    return crops, names, masks
+
+
+def saliency_inside(maps: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
+    """Fraction of each saliency map's mass inside its object's mask."""
+    out = []
+    for m, k in zip(maps, masks, strict=True):
+        total = float(m.sum())
+        out.append(float(m[np.asarray(k, bool)].sum()) / total if total > 0 else 0.0)
+    return np.asarray(out)
