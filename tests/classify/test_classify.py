@@ -92,6 +92,20 @@ def test_short_training_separates_nucleus_shapes(classifier):
 
 
 @pytest.mark.xdist_group("classifier")
+def test_saliency_falls_on_held_out_objects(classifier):
+    """Trained with the evidence-on-object penalty, ≥ 80 % of the Grad-CAM mass of unseen
+    crops lies inside the object's mask, for every class."""
+    from abbe.classify import saliency_inside, simulated_crops
+
+    clf, _ = classifier
+    crops, names, masks = simulated_crops(clf.config, 30, seed=5151)
+    inside = saliency_inside(clf.saliency(crops), masks)
+    for k in clf.config.classes:
+        sel = np.array(names) == k
+        assert inside[sel].mean() >= 0.8, (k, inside[sel].mean())
+
+
+@pytest.mark.xdist_group("classifier")
 def test_saliency_follows_the_object(classifier):
     """Grad-CAM is a map of the evidence: on round nuclei (whose evidence is the nucleus
     itself) moving the object within its crop moves the map's centre of mass with it."""

@@ -42,6 +42,13 @@ class ClassifierConfig(BaseModel):
     normalization: PercentileNorm = PercentileNorm(low=1.0, high=99.8)
     training: TrainingConfig = TrainingConfig(batch_size=32, steps_per_epoch=50)
     temperature: float = Field(1.0, gt=0, description="Calibration: logits are divided by it.")
+    evidence_on_object: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of a training penalty on the share of the true class's activation "
+        "map lying outside the object's mask (when masks are known): the model is taught to "
+        "decide from the object, not from its surroundings (Ross et al., IJCAI 2017).",
+    )
     training_data: dict[str, Any] = Field(default_factory=dict)
     abbe_version: str = __version__
 
@@ -132,8 +139,17 @@ class _CropBatches:
     """Batch ``i`` of epoch ``e``: crops drawn with a generator seeded by ``(seed, e, i)``,
     each turned by a random symmetry of the square."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, cfg: TrainingConfig, n: int, stream: int):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        cfg: TrainingConfig,
+        n: int,
+        stream: int,
+        masks: np.ndarray | None = None,
+    ):
         self.x, self.y, self.cfg, self.n, self.stream = x, y, cfg, n, stream
+        self.masks = masks
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -147,18 +163,31 @@ class _CropBatches:
         epoch = 0 if self.stream else self.epoch  # validation: the same batches every epoch
         rng = batch_rng(self.cfg.seed, epoch, i, self.stream)
         idx = rng.integers(0, len(self.x), self.cfg.batch_size)
-        (x,) = augment_dihedral([self.x[idx]], rng)
+        m = None if self.masks is None else self.masks[idx][:, None].astype(np.float32)
+        x, m = augment_dihedral([self.x[idx], m], rng)
         return (
             torch.from_numpy(np.ascontiguousarray(x)),
             torch.from_numpy(self.y[idx]),
-            torch.zeros(0),
+            torch.zeros(0) if m is None else torch.from_numpy(np.ascontiguousarray(m)),
         )
 
 
-def _cross_entropy(out, target, _weight):
+def _classification_loss(network: Any, evidence_weight: float):
+    """Cross-entropy, plus (with object masks as the batch's weight) the share of the true
+    class's positive activation map outside the object."""
     from torch.nn import functional as F
 
-    return F.cross_entropy(out, target)
+    def loss(out, target, masks):
+        ce = F.cross_entropy(out, target)
+        feats = getattr(network, "last_features", None)
+        if masks.numel() == 0 or evidence_weight == 0 or feats is None:
+            return ce
+        cam = F.relu(network.class_maps(feats, target))
+        inside = F.adaptive_avg_pool2d(masks, cam.shape[-2:])[:, 0]
+        outside = (cam * (1 - inside)).sum(dim=(1, 2)) / cam.sum(dim=(1, 2)).clamp_min(1e-6)
+        return ce + evidence_weight * outside.mean()
+
+    return loss
 
 
 class Classifier:
@@ -225,12 +254,15 @@ class Classifier:
         labels: Sequence[Any],
         *,
         validation: tuple[Sequence[np.ndarray], Sequence[Any]] | None = None,
+        masks: Sequence[np.ndarray | None] | None = None,
         work_dir: str | Path | None = None,
         resume: bool = False,
         quiet: bool = True,
     ) -> Classifier:
         """Train on crops (or whole images) and their classes (names or indices), then fit the
-        temperature on the validation crops (default: every 5th crop, held out)."""
+        temperature on the validation crops (default: every 5th crop, held out). With the
+        objects' ``masks`` (crop-sized, e.g. from :func:`object_crops`), the model is also
+        taught to find its evidence on the object (``evidence_on_object``)."""
         import torch
 
         from abbe.train.engine import fit
@@ -238,10 +270,16 @@ class Classifier:
         if len(crops) != len(labels):
             raise InputError(f"{len(crops)} images but {len(labels)} labels")
         x, y = self.prepare(crops), self._class_index(labels)
+        m = None
+        if masks is not None and all(k is not None for k in masks) and len(masks) == len(x):
+            m = np.stack([np.asarray(k, bool) for k in masks])
+            if m.shape[1:] != x.shape[2:]:
+                raise InputError(f"masks {m.shape[1:]} must match the crops {x.shape[2:]}")
         if validation is None:
             held = np.arange(len(x)) % 5 == 4
             vx, vy = x[held], y[held]
             x, y = x[~held], y[~held]
+            m = None if m is None else m[~held]
         else:
             vx, vy = self.prepare(validation[0]), self._class_index(validation[1])
         if len(x) == 0 or len(vx) == 0:
@@ -250,7 +288,7 @@ class Classifier:
         torch.manual_seed(cfg.seed)
         if not resume:
             self._network = None
-        train = _CropBatches(x, y, cfg, cfg.steps_per_epoch, 0)
+        train = _CropBatches(x, y, cfg, cfg.steps_per_epoch, 0, masks=m)
         val = _CropBatches(vx, vy, cfg, cfg.validation_batches, 1)
         tmp = tempfile.TemporaryDirectory(prefix="abbe-classify-") if work_dir is None else None
         try:
@@ -263,7 +301,7 @@ class Classifier:
                 resume=resume,
                 quiet=quiet,
                 datasets=(train, val),
-                loss_fn=_cross_entropy,
+                loss_fn=_classification_loss(self.network, self.config.evidence_on_object),
             )
         finally:
             if tmp is not None:
@@ -301,7 +339,7 @@ class Classifier:
                 f"{', '.join(NUCLEUS_CLASSES)} (train on your own crops instead)"
             )
         seed = self.config.training.seed
-        xs, ys, _ = simulated_crops(self.config, n_per_class, seed=seed)
+        xs, ys, masks = simulated_crops(self.config, n_per_class, seed=seed)
         vx, vy, _ = simulated_crops(self.config, n_validation, seed=seed + 1_000_003)
         self.config = self.config.model_copy(
             update={
@@ -312,7 +350,15 @@ class Classifier:
                 }
             }
         )
-        return self.fit(xs, ys, validation=(vx, vy), work_dir=work_dir, resume=resume, quiet=quiet)
+        return self.fit(
+            xs,
+            ys,
+            validation=(vx, vy),
+            masks=masks,
+            work_dir=work_dir,
+            resume=resume,
+            quiet=quiet,
+        )
 
     # ------------------------------------------------------------------ predict
     def logits(self, crops: Sequence[np.ndarray], batch: int = 256) -> np.ndarray:

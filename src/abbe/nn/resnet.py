@@ -74,4 +74,14 @@ class ResNet(nn.Module):
         return self.head(features.mean(dim=(-2, -1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(x))
+        feats = self.features(x)
+        # Kept for losses that look at where the evidence lies (training only).
+        self.last_features = feats if self.training else None
+        return self.classify(feats)
+
+    def class_maps(self, features: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """Class activation maps ``(N, h, w)``: each class's linear weights applied to the
+        feature maps at every position (with global average pooling and a linear head this
+        is, up to a constant, Grad-CAM before its ReLU; Zhou et al., CVPR 2016)."""
+        w = self.head.weight[classes]  # (N, C)
+        return torch.einsum("nc,nchw->nhw", w, features)
