@@ -201,7 +201,7 @@ def train_classify(
         update={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
     )
     if table is not None:
-        crops, names, _ = read_table(table)
+        crops, names, masks = read_table(table)
         classes = tuple(dict.fromkeys(names))
         if len(classes) < 2:
             raise InputError("the table names fewer than two classes", table)
@@ -213,7 +213,9 @@ def train_classify(
             training=training,
             training_data={"table": str(table), "n": len(crops)},
         )
-        model = Classifier(config).fit(crops, names, work_dir=output, resume=resume, quiet=quiet)
+        model = Classifier(config).fit(
+            crops, names, masks=masks, work_dir=output, resume=resume, quiet=quiet
+        )
     else:
         config = base.model_copy(
             update={"name": output.name, "crop_size": crop_size, "training": training}
