@@ -150,6 +150,8 @@ def test_cli_restore_halves_the_pixel_size(sr_model, tmp_path, cli):
     io.write(odd, pair.input, axes="YX", pixel_size_nm=160.0)
     r = cli("restore", odd, "-m", folder, "-o", tmp_path / "odd_sr.tif")
     assert r.code == 0 and "trained for 100 nm" in r.err
+    r = cli("restore", src, "-m", "nuclei-fluo", "-o", tmp_path / "x.tif")
+    assert r.code != 0 and "use it with abbe segment" in r.err
 
 
 def test_cli_train_simulated_and_pairs(tmp_path, cli):

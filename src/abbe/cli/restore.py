@@ -86,6 +86,7 @@ def restore(
 
         torch.set_num_threads(threads)
     m = models.load(model)
+    _check_restoration_model(m, model)
     jobs = list(zip(inputs, targets, strict=True))
     for path, target in progress(jobs, "restoring", quiet=quiet or len(jobs) < 2):
         lazy = path.name.lower().endswith(".zarr") or target.name.lower().endswith(".zarr")
@@ -107,6 +108,18 @@ def restore(
         if not quiet:
             extra = f" (+ {uncertainty_path(target).name})" if uncertainty else ""
             out.print(f"{path} → {target}{extra}")
+
+
+def _check_restoration_model(m: Any, name: str) -> None:
+    """Refuse models of other verbs in one line that names the right verb."""
+    from abbe.restore.model import RestorationModel
+
+    if isinstance(m, RestorationModel):
+        return
+    verb = {"segment": "abbe segment", "classify": "abbe classify"}.get(
+        getattr(m.config, "method", ""), "its own verb"
+    )
+    raise InputError(f"is not a restoration model; use it with {verb}", name)
 
 
 def _output_meta(model: Any, meta: Any, path: Path) -> Any:
