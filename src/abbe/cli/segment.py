@@ -28,7 +28,8 @@ def segment(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
-    """Segment nuclei into instance labels (0 = background, 1…n = nuclei), one TIFF per input."""
+    """Segment nuclei into instance labels (0 = background, 1…n = nuclei), one TIFF per input;
+    a Z stack (--axes ZYX) gives 3D labels (planes segmented, then joined across Z)."""
     from abbe import io
     from abbe.cli.restore import output_paths
     from abbe.cli.train import collect_images
@@ -42,12 +43,21 @@ def segment(
     pairs = list(zip(inputs, targets, strict=True))
     for src, dst in progress(pairs, "segmenting", total=len(pairs), quiet=quiet or len(pairs) < 2):
         data, meta = io.read(src, axes=axes)
-        image = _plane(np.asarray(data), meta.axes, channel, src)
+        stack = meta.axes == "ZYX"
+        image = np.asarray(data) if stack else _plane(np.asarray(data), meta.axes, channel, src)
         try:
-            labels = seg.predict(image, diameter_px=diameter)
+            if stack:
+                labels = seg.predict_stack(image, diameter_px=diameter)
+            else:
+                labels = seg.predict(image, diameter_px=diameter)
         except InputError as exc:
             raise InputError(exc.message, src) from None
-        kept = io.Meta("YX", pixel_size_nm=meta.pixel_size_nm, extra={"units": "labels"})
+        kept = io.Meta(
+            "ZYX" if stack else "YX",
+            pixel_size_nm=meta.pixel_size_nm,
+            z_step_nm=meta.z_step_nm if stack else None,
+            extra={"units": "labels"},
+        )
         dtype = np.uint16 if labels.max() < 65536 else np.uint32
         io.write(dst, labels.astype(dtype), kept, overwrite=overwrite)
         if not quiet:

@@ -384,6 +384,58 @@ class Segmenter:
         )
         return drop_faint(img, labels, cfg.min_contrast)
 
+    def predict_stack(
+        self,
+        stack: np.ndarray,
+        *,
+        diameter_px: float | None = None,
+        min_overlap: float = 0.5,
+        min_planes: int = 2,
+    ) -> np.ndarray:
+        """3D instance labels of a stack (Z, Y, X): each plane is segmented at one zoom
+        (measured on the maximum projection, where every nucleus shows its full width), then
+        objects of consecutive planes are joined into one 3D object when their overlap covers
+        at least ``min_overlap`` of the smaller one (optimal one-to-one; the top and bottom caps
+        of a nucleus are small sections inside larger ones). Objects seen in fewer than
+        ``min_planes`` planes are dropped (a nucleus spans several planes).
+        """
+        from abbe.metrics.segmentation import match
+
+        vol = np.asarray(stack, dtype=np.float32)
+        if vol.ndim != 3:
+            raise InputError(f"3D segmentation takes a stack (Z, Y, X), got shape {vol.shape}")
+        zoom = self.scale_for(vol.max(axis=0), diameter_px)
+        out = np.zeros(vol.shape, np.int32)
+        next_id = 1
+        previous = np.zeros(vol.shape[1:], np.int32)
+        for z, plane in enumerate(vol):
+            labels = self.predict(plane, scale=zoom)
+            ids = np.unique(labels[labels > 0])
+            prev_ids = np.unique(previous[previous > 0])
+            mapping: dict[int, int] = {}
+            if ids.size and prev_ids.size:
+                rows, cols = match(
+                    _overlap_coefficient(previous, labels, prev_ids, ids), min_overlap
+                )
+                mapping = {int(ids[c]): int(prev_ids[r]) for r, c in zip(rows, cols, strict=True)}
+            for k in ids:
+                if int(k) not in mapping:
+                    mapping[int(k)] = next_id
+                    next_id += 1
+            lut = np.zeros(int(labels.max()) + 1, np.int32)
+            for k, v in mapping.items():
+                lut[k] = v
+            out[z] = lut[labels]
+            previous = out[z]
+        if vol.shape[0] > min_planes:
+            planes = np.zeros(next_id, np.int64)
+            for z in range(out.shape[0]):
+                planes[np.unique(out[z])] += 1
+            out[np.isin(out, np.flatnonzero((planes < min_planes) & (np.arange(next_id) > 0)))] = 0
+        from abbe.metrics.segmentation import _relabel
+
+        return _relabel(out).astype(np.int32)
+
     # ------------------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the model folder (config.yaml, weights.safetensors, metrics.json)."""
@@ -425,3 +477,15 @@ def _typical_radius(cfg: SegmenterConfig, n: int = 16) -> float:
         for k in range(n)
     ]
     return float(np.median(radii))
+
+
+def _overlap_coefficient(
+    a: np.ndarray, b: np.ndarray, a_ids: np.ndarray, b_ids: np.ndarray
+) -> np.ndarray:
+    """|A ∩ B| / min(|A|, |B|) for every object of ``a`` (rows, ``a_ids``) and of ``b``."""
+    na, nb = int(a.max()) + 1, int(b.max()) + 1
+    counts = np.bincount(a.ravel().astype(np.int64) * nb + b.ravel(), minlength=na * nb)
+    counts = counts.reshape(na, nb)
+    area_a, area_b = counts.sum(axis=1), counts.sum(axis=0)
+    inter = counts[np.ix_(a_ids, b_ids)]
+    return inter / np.maximum(np.minimum(area_a[a_ids][:, None], area_b[b_ids][None]), 1)
