@@ -174,7 +174,9 @@ class _CropBatches:
 
 def _classification_loss(network: Any, evidence_weight: float):
     """Cross-entropy, plus (with object masks as the batch's weight) the share of the true
-    class's positive activation map outside the object."""
+    class's positive activation map outside the object, and a hinge that asks for positive
+    evidence on the object (a class may otherwise win only by the others' negative evidence,
+    which leaves its saliency map empty)."""
     from torch.nn import functional as F
 
     def loss(out, target, masks):
@@ -182,10 +184,13 @@ def _classification_loss(network: Any, evidence_weight: float):
         feats = getattr(network, "last_features", None)
         if masks.numel() == 0 or evidence_weight == 0 or feats is None:
             return ce
-        cam = F.relu(network.class_maps(feats, target))
+        raw = network.class_maps(feats, target)
+        cam = F.relu(raw)
         inside = F.adaptive_avg_pool2d(masks, cam.shape[-2:])[:, 0]
         outside = (cam * (1 - inside)).sum(dim=(1, 2)) / cam.sum(dim=(1, 2)).clamp_min(1e-6)
-        return ce + evidence_weight * outside.mean()
+        on_object = (raw * inside).sum(dim=(1, 2)) / inside.sum(dim=(1, 2)).clamp_min(1e-6)
+        absent = F.relu(1.0 - on_object)
+        return ce + evidence_weight * (outside.mean() + 0.1 * absent.mean())
 
     return loss
 
