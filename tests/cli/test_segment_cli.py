@@ -48,8 +48,12 @@ def test_segment_refuses_bad_input_in_one_line(cli, tmp_path):
     assert r.code == 2 and "bad.tif" in r.err and len(r.err.strip().splitlines()) == 1
     io.write(tmp_path / "stack.tif", np.zeros((3, 32, 32), np.float32), io.Meta("ZYX"))
     r = cli("segment", tmp_path / "stack.tif", "-o", tmp_path / "l2.tif")
-    assert r.code == 2 and "2D" in r.err
-    assert not (tmp_path / "l.tif").exists() and not (tmp_path / "l2.tif").exists()
+    assert r.code == 2 and "stack.tif" in r.err and "flat" in r.err
+    io.write(tmp_path / "tz.tif", np.ones((2, 3, 32, 32), np.float32), io.Meta("TZYX"))
+    r = cli("segment", tmp_path / "tz.tif", "-o", tmp_path / "l3.tif")
+    assert r.code == 2 and "ZYX" in r.err and len(r.err.strip().splitlines()) == 1
+    for name in ("l.tif", "l2.tif", "l3.tif"):
+        assert not (tmp_path / name).exists()
 
 
 @pytest.mark.slow

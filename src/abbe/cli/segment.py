@@ -74,4 +74,7 @@ def _plane(data: np.ndarray, axes: str, channel: int, path: Path) -> np.ndarray:
             if channel >= data.shape[k]:
                 raise InputError(f"--channel {channel}: the image has {data.shape[k]}", path)
             return np.take(data, channel, axis=k)
-    raise InputError(f"segmentation takes a 2D image (YX or one channel of CYX); got {axes}", path)
+    raise InputError(
+        f"segmentation takes a 2D image (YX, or one channel of CYX) or a stack (ZYX); got {axes}",
+        path,
+    )

@@ -432,6 +432,7 @@ class Segmenter:
             for z in range(out.shape[0]):
                 planes[np.unique(out[z])] += 1
             out[np.isin(out, np.flatnonzero((planes < min_planes) & (np.arange(next_id) > 0)))] = 0
+        out = _trim_axially(vol, out)
         from abbe.metrics.segmentation import _relabel
 
         return _relabel(out).astype(np.int32)
@@ -489,3 +490,25 @@ def _overlap_coefficient(
     area_a, area_b = counts.sum(axis=1), counts.sum(axis=0)
     inter = counts[np.ix_(a_ids, b_ids)]
     return inter / np.maximum(np.minimum(area_a[a_ids][:, None], area_b[b_ids][None]), 1)
+
+
+def _trim_axially(vol: np.ndarray, labels: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """Remove each object's planes whose mean intensity inside it is below ``level`` of the way
+    from the background to its brightest plane: out-of-focus light above and below a nucleus
+    looks like a (dimmer) nucleus in a single plane, so plane-wise masks run long in Z."""
+    bg = float(np.percentile(vol, 5))
+    n = int(labels.max()) + 1
+    out = labels.copy()
+    means = np.zeros((vol.shape[0], n))
+    for z in range(vol.shape[0]):
+        counts = np.bincount(labels[z].ravel(), minlength=n)
+        sums = np.bincount(labels[z].ravel(), weights=vol[z].ravel(), minlength=n)
+        means[z] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    with np.errstate(all="ignore"):
+        peak = np.nanmax(means, axis=0)
+        keep = means >= bg + level * (peak - bg)
+    for z in range(vol.shape[0]):
+        drop = ~keep[z] & ~np.isnan(means[z])
+        drop[0] = False
+        out[z][drop[labels[z]]] = 0
+    return out
