@@ -142,3 +142,18 @@ def test_stack_segmentation_joins_planes_into_3d_nuclei(tmp_path, cli):
     assert r.code == 0, r
     out, meta = io.read(tmp_path / "labels.tif")
     assert out.shape == sim.image.shape and meta.axes == "ZYX"
+
+
+def test_stitch_planes_continues_overlapping_objects():
+    """A cap inside a larger section continues it (overlap of the smaller one ≥ 50 %); an
+    object touching nothing above starts a new one."""
+    from abbe.segment.model import stitch_planes
+
+    a = np.zeros((20, 20), np.int32)
+    a[2:12, 2:12] = 5  # one large section
+    b = np.zeros((20, 20), np.int32)
+    b[4:8, 4:8] = 1  # a small cap inside it (IoU 0.16, but all of it overlaps)
+    b[14:18, 14:18] = 2  # new object
+    out = stitch_planes([a, b])
+    assert out[0, 5, 5] == out[1, 5, 5] == 1
+    assert out[1, 15, 15] == 2

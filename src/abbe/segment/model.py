@@ -399,39 +399,13 @@ class Segmenter:
         of a nucleus are small sections inside larger ones). Objects seen in fewer than
         ``min_planes`` planes are dropped (a nucleus spans several planes).
         """
-        from abbe.metrics.segmentation import match
-
         vol = np.asarray(stack, dtype=np.float32)
         if vol.ndim != 3:
             raise InputError(f"3D segmentation takes a stack (Z, Y, X), got shape {vol.shape}")
         zoom = self.scale_for(vol.max(axis=0), diameter_px)
-        out = np.zeros(vol.shape, np.int32)
-        next_id = 1
-        previous = np.zeros(vol.shape[1:], np.int32)
-        for z, plane in enumerate(vol):
-            labels = self.predict(plane, scale=zoom)
-            ids = np.unique(labels[labels > 0])
-            prev_ids = np.unique(previous[previous > 0])
-            mapping: dict[int, int] = {}
-            if ids.size and prev_ids.size:
-                rows, cols = match(
-                    _overlap_coefficient(previous, labels, prev_ids, ids), min_overlap
-                )
-                mapping = {int(ids[c]): int(prev_ids[r]) for r, c in zip(rows, cols, strict=True)}
-            for k in ids:
-                if int(k) not in mapping:
-                    mapping[int(k)] = next_id
-                    next_id += 1
-            lut = np.zeros(int(labels.max()) + 1, np.int32)
-            for k, v in mapping.items():
-                lut[k] = v
-            out[z] = lut[labels]
-            previous = out[z]
+        out = stitch_planes([self.predict(plane, scale=zoom) for plane in vol], min_overlap)
         if vol.shape[0] > min_planes:
-            planes = np.zeros(next_id, np.int64)
-            for z in range(out.shape[0]):
-                planes[np.unique(out[z])] += 1
-            out[np.isin(out, np.flatnonzero((planes < min_planes) & (np.arange(next_id) > 0)))] = 0
+            out = _drop_thin(out, min_planes)
         out = _trim_axially(vol, out)
         from abbe.metrics.segmentation import _relabel
 
@@ -490,6 +464,44 @@ def _overlap_coefficient(
     area_a, area_b = counts.sum(axis=1), counts.sum(axis=0)
     inter = counts[np.ix_(a_ids, b_ids)]
     return inter / np.maximum(np.minimum(area_a[a_ids][:, None], area_b[b_ids][None]), 1)
+
+
+def stitch_planes(planes: list[np.ndarray], min_overlap: float = 0.5) -> np.ndarray:
+    """Join per-plane labels into 3D labels: an object continues the object of the previous
+    plane it overlaps by ≥ ``min_overlap`` of the smaller of the two (optimal one-to-one);
+    the others start new objects."""
+    from abbe.metrics.segmentation import match
+
+    out = np.zeros((len(planes), *planes[0].shape), np.int32)
+    next_id = 1
+    previous = np.zeros(planes[0].shape, np.int32)
+    for z, labels in enumerate(planes):
+        ids = np.unique(labels[labels > 0])
+        prev_ids = np.unique(previous[previous > 0])
+        mapping: dict[int, int] = {}
+        if ids.size and prev_ids.size:
+            overlap = _overlap_coefficient(previous, labels, prev_ids, ids)
+            rows, cols = match(overlap, min_overlap)
+            mapping = {int(ids[c]): int(prev_ids[r]) for r, c in zip(rows, cols, strict=True)}
+        lut = np.zeros(int(labels.max()) + 1, np.int32)
+        for k in ids:
+            if int(k) not in mapping:
+                mapping[int(k)] = next_id
+                next_id += 1
+            lut[int(k)] = mapping[int(k)]
+        out[z] = lut[labels]
+        previous = out[z]
+    return out
+
+
+def _drop_thin(labels: np.ndarray, min_planes: int) -> np.ndarray:
+    """Remove objects present in fewer than ``min_planes`` planes."""
+    n = int(labels.max()) + 1
+    planes = np.zeros(n, np.int64)
+    for z in range(labels.shape[0]):
+        planes[np.unique(labels[z])] += 1
+    thin = np.flatnonzero((planes < min_planes) & (np.arange(n) > 0))
+    return np.where(np.isin(labels, thin), 0, labels)
 
 
 def _trim_axially(vol: np.ndarray, labels: np.ndarray, level: float = 0.5) -> np.ndarray:
