@@ -28,7 +28,9 @@ def _plane(path: Path, what: str) -> np.ndarray:
 
 def classify(
     inputs: list[Path] = typer.Argument(..., help="Images (TIFF, PNG) or folders of them."),
-    model: str = typer.Option(..., "-m", "--model", help="Classifier folder."),
+    model: str = typer.Option(
+        "nuclei-shape", "-m", "--model", help="Bundled classifier name or classifier folder."
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="CSV table to write."),
     labels: list[Path] = typer.Option(
         None,

@@ -28,7 +28,8 @@ def _describe(r: dict[str, Any]) -> None:
     from rich.table import Table
 
     out.print(
-        f"[bold]{r['name']}[/bold]  ({r['method'].upper()}, axes {r['axes']}, "
+        f"[bold]{r['name']}[/bold]  ({r['method'].upper()}"
+        f"{', axes ' + r['axes'] if r['axes'] else ''}, "
         f"{r['size_kb'] / 1024:.1f} MB; use with -m {r['name']})"
     )
     out.print(f"  {r['description']}")
