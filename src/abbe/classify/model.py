@@ -314,10 +314,7 @@ class Classifier:
         self._network = result.network
         self.history = result.history
         self.metrics = {
-            "val_loss": result.val_loss,
-            "steps": result.steps,
-            "training_seconds": round(result.elapsed_s, 2),
-            "stopped_by": result.stopped_by,
+            **result.summary(),
             "n_training": len(x),
             "n_validation": len(vx),
         }

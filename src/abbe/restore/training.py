@@ -179,10 +179,7 @@ def train_model(
     model.network = result.network
     model.history = result.history
     model.metrics = {
-        "val_loss": result.val_loss,
-        "steps": result.steps,
-        "training_seconds": round(result.elapsed_s, 2),
-        "stopped_by": result.stopped_by,
+        **result.summary(),
         "n_training_images": len(train_part[0]),
         "n_validation_images": 0 if val_part is None else len(val_part[0]),
     }

@@ -399,6 +399,8 @@ class Segmenter:
         of a nucleus are small sections inside larger ones). Objects seen in fewer than
         ``min_planes`` planes are dropped (a nucleus spans several planes).
         """
+        from abbe.metrics.segmentation import _relabel
+
         vol = np.asarray(stack, dtype=np.float32)
         if vol.ndim != 3:
             raise InputError(f"3D segmentation takes a stack (Z, Y, X), got shape {vol.shape}")
@@ -406,10 +408,7 @@ class Segmenter:
         out = stitch_planes([self.predict(plane, scale=zoom) for plane in vol], min_overlap)
         if vol.shape[0] > min_planes:
             out = _drop_thin(out, min_planes)
-        out = _trim_axially(vol, out)
-        from abbe.metrics.segmentation import _relabel
-
-        return _relabel(out).astype(np.int32)
+        return _relabel(_trim_axially(vol, out)).astype(np.int32)
 
     # ------------------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

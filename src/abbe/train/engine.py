@@ -356,6 +356,15 @@ class FitResult:
     stopped_by: str = "epochs"
     resumed: bool = False
 
+    def summary(self) -> dict[str, Any]:
+        """How training went, for a model's ``metrics.json``."""
+        return {
+            "val_loss": self.val_loss,
+            "steps": self.steps,
+            "training_seconds": round(self.elapsed_s, 2),
+            "stopped_by": self.stopped_by,
+        }
+
 
 def fit(
     network: torch.nn.Module,
