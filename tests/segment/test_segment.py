@@ -157,3 +157,27 @@ def test_stitch_planes_continues_overlapping_objects():
     out = stitch_planes([a, b])
     assert out[0, 5, 5] == out[1, 5, 5] == 1
     assert out[1, 15, 15] == 2
+
+
+def test_dihedral_views_are_distinct_and_inverted_exactly():
+    from abbe.segment.model import _dihedral
+
+    a = np.arange(12.0).reshape(3, 4)
+    views = [_dihedral(a, k) for k in range(8)]
+    assert len({v.tobytes() + bytes(v.shape) for v in views}) == 8
+    for k, v in enumerate(views):
+        np.testing.assert_array_equal(_dihedral(v, k, inverse=True), a)
+
+
+def test_augmented_maps_turn_with_the_image(bundled):
+    # Averaged over all 8 views, the maps of a rotated or mirrored image are those of the
+    # image, rotated or mirrored: the orientation of a nucleus no longer changes its maps.
+    image = nuclei_image((96, 80), seed=12).image
+    fg, dist = bundled.predict_maps(image, tta=True)
+    fg_r, dist_r = bundled.predict_maps(np.rot90(image), tta=True)
+    np.testing.assert_allclose(fg_r, np.rot90(fg), atol=1e-4)
+    np.testing.assert_allclose(dist_r, np.rot90(dist), atol=1e-4)
+    fg_m, _ = bundled.predict_maps(image[:, ::-1], tta=True)
+    np.testing.assert_allclose(fg_m, fg[:, ::-1], atol=1e-4)
+    plain, _ = bundled.predict_maps(np.rot90(image))
+    assert np.abs(plain - np.rot90(bundled.predict_maps(image)[0])).max() > 1e-3

@@ -25,6 +25,11 @@ def segment(
         min=1.0,
         help="Typical nucleus width in pixels (default: measured on each image).",
     ),
+    tta: bool = typer.Option(
+        False,
+        "--tta",
+        help="Average the model over the image's 8 rotations and mirror images (8× slower).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
@@ -47,9 +52,9 @@ def segment(
         image = np.asarray(data) if stack else _plane(np.asarray(data), meta.axes, channel, src)
         try:
             if stack:
-                labels = seg.predict_stack(image, diameter_px=diameter)
+                labels = seg.predict_stack(image, diameter_px=diameter, tta=tta)
             else:
-                labels = seg.predict(image, diameter_px=diameter)
+                labels = seg.predict(image, diameter_px=diameter, tta=tta)
         except InputError as exc:
             raise InputError(exc.message, src) from None
         kept = io.Meta(

@@ -129,31 +129,19 @@ class DeepStorm(Localizer):
         return np.clip(maps[:, 0], 0, None) / SPIKE
 
     def _locs_from_maps(self, maps: np.ndarray, threshold: float, qe: float) -> pd.DataFrame:
-        from scipy import ndimage
-
         from abbe.localize.fit import LOC_COLUMNS
 
-        d = np.clip(maps[:, 0], 0, None) / SPIKE
+        d = np.clip(maps[:, 0], 0, None).astype(np.float32) / SPIKE
         u = self.config.upsampling
-        size = (1, 2 * (u // 2) + 1, 2 * (u // 2) + 1)  # about one camera pixel across
-        # A tiny ramp breaks ties, so a plateau (an emitter between fine pixels) is one peak.
-        ramp = np.arange(d[0].size, dtype=np.float64).reshape(d.shape[1:]) / d[0].size
-        key = d * (1 + 1e-6 * ramp)
-        local = key == ndimage.maximum_filter(key, size=size, mode="constant")
-        mass = ndimage.uniform_filter(d, size=size, mode="constant") * size[1] * size[2]
-        t, iy, ix = np.nonzero(local & (mass > threshold) & (d > 0))
+        r = u // 2  # the window is about one camera pixel across
+        t, iy, ix = _local_maxima(d, r)
         fine = self.config.pixel_size_nm / u
-        r = size[1] // 2
         dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
-        pad = np.pad(d, ((0, 0), (r, r), (r, r)))
-        windows = np.stack(
-            [
-                pad[t, iy + r + oy, ix + r + ox]
-                for oy, ox in zip(dy.ravel(), dx.ravel(), strict=True)
-            ],
-            axis=1,
-        )  # (N, window pixels)
-        total = windows.sum(1).clip(1e-12)
+        windows = _windows(d, t, iy, ix, dy.ravel(), dx.ravel())  # (N, window pixels)
+        total = windows.sum(1)
+        # The window's mass is the expected number of emitters there.
+        keep = total > threshold
+        t, iy, ix, windows, total = t[keep], iy[keep], ix[keep], windows[keep], total[keep]
         cx = (windows * dx.ravel()).sum(1) / total
         cy = (windows * dy.ravel()).sum(1) / total
         spread = np.sqrt(
@@ -176,3 +164,36 @@ class DeepStorm(Localizer):
             }
         )
         return locs[[*LOC_COLUMNS, "probability"]].reset_index(drop=True)
+
+
+def _local_maxima(d: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t, y, x) of the positive local maxima of a (T, Y, X) density in (2r+1)² windows.
+
+    Max pooling in torch runs on all cores (the maps are ×8 finer than the frames, so this
+    step costs as much as the network when done one-threaded). A plateau (an emitter between
+    fine pixels) gives several equal maxima within one window: the last in raster order stays.
+    """
+    from scipy.spatial import cKDTree
+
+    key = torch.from_numpy(np.ascontiguousarray(d))[:, None]
+    pooled = F.max_pool2d(key, 2 * r + 1, stride=1, padding=r)
+    t, y, x = np.nonzero(((key == pooled) & (key > 0))[:, 0].numpy())
+    if len(t) > 1:
+        # Frames far apart in the first coordinate never pair; Chebyshev distance = window.
+        pts = np.column_stack([t * (4.0 * d.shape[1] + 4 * r), y, x]).astype(np.float64)
+        pairs = cKDTree(pts).query_pairs(r, p=np.inf, output_type="ndarray")
+        keep = np.ones(len(t), bool)
+        keep[pairs.min(axis=1)] = False  # np.nonzero is in raster order: the later one stays
+        t, y, x = t[keep], y[keep], x[keep]
+    return t, y, x
+
+
+def _windows(
+    d: np.ndarray, t: np.ndarray, iy: np.ndarray, ix: np.ndarray, dy: np.ndarray, dx: np.ndarray
+) -> np.ndarray:
+    """Values of ``d`` at (t, iy + dy, ix + dx) for every offset, zero outside: (N, offsets)."""
+    _, h, w = d.shape
+    yy, xx = iy[:, None] + dy[None], ix[:, None] + dx[None]
+    inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+    values = d[t[:, None], np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)]
+    return np.where(inside, values, 0).astype(np.float64)

@@ -406,7 +406,8 @@ def fit(
         raise InputError(f"frames of {frames.shape[1:]} are smaller than the fit box {box}")
     e = to_electrons(frames, camera)
     min_e = None if min_photons is None else min_photons * e.qe
-    threshold = threshold_for(band_pass(e.data, sigma_px), sigma_px, min_e, snr)
+    filtered = band_pass(e.data, sigma_px)
+    threshold = threshold_for(filtered, sigma_px, min_e, snr)
     gamma_map = np.broadcast_to(np.asarray(e.read_variance, np.float32), frames.shape[1:])
     rows: list[dict[str, np.ndarray]] = []
     fitted = np.zeros_like(e.data)
@@ -414,7 +415,9 @@ def fit(
         # Later passes look for emitters hidden by brighter neighbours: in the data minus the
         # emitters found so far (Holden et al. 2011; Babcock et al. 2012).
         source = e.data - fitted
-        t, y, x = find_peaks(band_pass(source, sigma_px), threshold)
+        if rows:  # the first pass searches the data as filtered above
+            filtered = band_pass(source, sigma_px)
+        t, y, x = find_peaks(filtered, threshold)
         if len(t) == 0:
             break
         new = _fit_candidates(

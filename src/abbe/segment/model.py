@@ -301,18 +301,31 @@ class Segmenter:
         return ndimage.zoom(img, zoom, order=1), ndimage.zoom(lab, zoom, order=0).astype(np.int32)
 
     def predict_maps(
-        self, image: np.ndarray, *, tile: int | None = None
+        self, image: np.ndarray, *, tile: int | None = None, tta: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Foreground probability and normalized distance (Y, X) of an already scaled image.
 
         Large images (over 2048², or any with ``tile``) are predicted tile by tile with the
         network's full context, so the maps equal those of one pass and the labels drawn from
-        them continue across tile borders.
+        them continue across tile borders. ``tta`` averages the maps of the image's eight
+        rotations and mirror images (test-time augmentation: 8× the time, maps that depend
+        less on the orientation of each nucleus).
         """
+        if not tta:
+            return self._maps_once(image, tile)
+        fg_sum = dist_sum = None
+        for k in range(8):
+            view = _dihedral(image, k)
+            fg, dist = (_dihedral(a, k, inverse=True) for a in self._maps_once(view, tile))
+            fg_sum = fg if fg_sum is None else fg_sum + fg
+            dist_sum = dist if dist_sum is None else dist_sum + dist
+        return fg_sum / 8, dist_sum / 8
+
+    def _maps_once(self, image: np.ndarray, tile: int | None) -> tuple[np.ndarray, np.ndarray]:
         from abbe.predict import auto_tile, predict_tiled
 
         cfg = self.config
-        x = normalize_image(image, cfg.percentiles)[None]
+        x = np.ascontiguousarray(normalize_image(image, cfg.percentiles)[None])
         net = self.network.eval()
         multiple = cfg.network.multiple
         margin = (cfg.network.receptive_radius,) * 2
@@ -356,11 +369,13 @@ class Segmenter:
         *,
         diameter_px: float | None = None,
         scale: float | None = None,
+        tta: bool = False,
     ) -> np.ndarray:
         """Instance labels (int32, 0 = background) of a 2D image (Y, X).
 
         ``diameter_px`` gives the nuclei's typical inscribed diameter instead of measuring it;
-        ``scale`` gives the zoom directly (1: no rescaling).
+        ``scale`` gives the zoom directly (1: no rescaling); ``tta`` averages the network's
+        maps over the image's 8 rotations and mirror images (see :meth:`predict_maps`).
         """
         img = np.asarray(image, dtype=np.float32)
         if img.ndim != 2:
@@ -369,7 +384,7 @@ class Segmenter:
             raise InputError("the image holds NaN or infinite values")
         zoom = scale if scale is not None else self.scale_for(img, diameter_px)
         work = ndimage.zoom(img, zoom, order=1) if abs(zoom - 1) > 0.05 else img
-        fg, dist = self.predict_maps(work)
+        fg, dist = self.predict_maps(work, tta=tta)
         if work is not img:
             fg = _resize(fg, img.shape)
             dist = _resize(dist, img.shape)
@@ -391,6 +406,7 @@ class Segmenter:
         diameter_px: float | None = None,
         min_overlap: float = 0.5,
         min_planes: int = 2,
+        tta: bool = False,
     ) -> np.ndarray:
         """3D instance labels of a stack (Z, Y, X): each plane is segmented at one zoom
         (measured on the maximum projection, where every nucleus shows its full width), then
@@ -405,7 +421,8 @@ class Segmenter:
         if vol.ndim != 3:
             raise InputError(f"3D segmentation takes a stack (Z, Y, X), got shape {vol.shape}")
         zoom = self.scale_for(vol.max(axis=0), diameter_px)
-        out = stitch_planes([self.predict(plane, scale=zoom) for plane in vol], min_overlap)
+        planes = [self.predict(plane, scale=zoom, tta=tta) for plane in vol]
+        out = stitch_planes(planes, min_overlap)
         if vol.shape[0] > min_planes:
             out = _drop_thin(out, min_planes)
         return _relabel(_trim_axially(vol, out)).astype(np.int32)
@@ -436,6 +453,16 @@ class Segmenter:
         mf.load_weights_into(model.network, folder)
         model.metrics = mf.read_metrics(folder)
         return model
+
+
+def _dihedral(a: np.ndarray, k: int, *, inverse: bool = False) -> np.ndarray:
+    """The k-th of the 8 rotations/mirror images of a (Y, X) array (k = 0: itself), or its
+    inverse: a quarter turn k mod 4 times, mirrored left–right for k ≥ 4."""
+    if not inverse:
+        out = np.rot90(a, k % 4)
+        return np.ascontiguousarray(out[:, ::-1] if k >= 4 else out)
+    back = a[:, ::-1] if k >= 4 else a
+    return np.ascontiguousarray(np.rot90(back, -(k % 4)))
 
 
 def _resize(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
