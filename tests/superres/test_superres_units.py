@@ -107,7 +107,7 @@ def test_pairs_conserve_flux_and_reach_the_target_resolution():
     line in it has the target resolution (80 nm, + the 50 nm pixels' own width)."""
     from abbe.simulate.superres import SRPairConfig, sr_pair
 
-    cfg = SRPairConfig(size=64)
+    cfg = SRPairConfig(size=64, haze_probability=0.0)
     pair = sr_pair(cfg, seed=4, photons=500, background=5)
     assert pair.target.shape == (128, 128)
     assert pair.target.sum() / 4 == pytest.approx(pair.expected_input.sum(), rel=0.03)
@@ -130,6 +130,44 @@ def test_pairs_conserve_flux_and_reach_the_target_resolution():
     m = (wide * xi).sum() / wide.sum()
     sigma_in = np.sqrt((wide * (xi - m) ** 2).sum() / wide.sum())
     assert sigma_in > 2 * sigma  # the input really is diffraction-limited
+
+
+def test_haze_is_broad_carries_its_flux_and_is_the_same_in_input_and_target():
+    from abbe.simulate.specimens import Specimen
+    from abbe.simulate.superres import SRPairConfig, sr_pair, with_haze
+
+    cfg = SRPairConfig(size=64, haze_flux=(1.0, 1.0), haze_sigma_nm=(500.0, 500.0))
+    k = cfg.oversample
+    density = np.zeros((64 * k, 64 * k), np.float32)
+    density[:, 32 * k] = 1.0
+    spec = Specimen(density, 25.0)
+    hazy = with_haze(spec, cfg, np.random.default_rng(0))
+    haze = hazy.density - density
+    assert haze.min() >= 0 and haze.sum() == pytest.approx(density.sum(), rel=1e-3)
+    # Broad: no detail finer than the defocus blur (σ 500 nm = 20 fine pixels).
+    assert np.abs(np.diff(haze, axis=1)).max() < 0.05 * haze.max()
+    # Out-of-focus light is in the target as in the input: far from the line (≥ 1.6 µm) and
+    # from the field's edges (where the input's wider blur loses light), the target binned to
+    # input pixels holds what the input holds, and that is the haze.
+    pairs = {
+        p: sr_pair(
+            cfg.model_copy(update={"haze_probability": p}),
+            seed=2,
+            specimen=spec,
+            photons=500,
+            background=0,
+        )
+        for p in (0.0, 1.0)
+    }
+    on, off = pairs[1.0], pairs[0.0]
+    binned = on.target.reshape(64, 2, 64, 2).sum(axis=(1, 3)) / 4
+    far = np.s_[8:56, 4:16]
+    far_in = on.expected_input[far].mean()
+    assert far_in > 0.02 * on.expected_input.max()
+    assert binned[far].mean() == pytest.approx(far_in, rel=0.05)
+    assert off.expected_input[far].mean() < 0.05 * far_in
+    inner = np.s_[8:56, 8:56]
+    assert binned[inner].sum() == pytest.approx(on.expected_input[inner].sum(), rel=0.03)
 
 
 def test_rings_are_hollow():

@@ -6,7 +6,8 @@ camera pixels, shot and read noise); the target is the same object blurred by a 
 SIM- or STED-like resolution, ``target_fwhm_nm``) and binned to pixels ``scale`` times smaller,
 noise-free. The target is expressed per *input* pixel area and carries the same background and
 camera gain, so averaging it over ``scale × scale`` blocks gives a sharper version of the
-input's expected image: one affine normalization serves both.
+input's expected image: one affine normalization serves both. Some fields add out-of-focus
+light (:func:`with_haze`), broad and therefore the same in input and target.
 """
 
 from __future__ import annotations
@@ -54,10 +55,23 @@ class SRPairConfig(BaseModel):
     mixed_fraction: float = Field(
         0.3, ge=0, le=1, description="Fraction of fields that overlay two structures."
     )
+    haze_probability: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Fraction of fields with out-of-focus light: a second specimen outside "
+        "the focal plane, seen as a broad blur in input and target alike.",
+    )
+    haze_flux: tuple[float, float] = Field(
+        (0.2, 2.0), description="Out-of-focus flux relative to the in-focus specimen's."
+    )
+    haze_sigma_nm: tuple[float, float] = Field(
+        (300.0, 1000.0), description="σ of the defocus blur of the out-of-focus light."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SRPairConfig:
-        for name in ("photons", "background", "read_noise"):
+        for name in ("photons", "background", "read_noise", "haze_flux", "haze_sigma_nm"):
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:
                 raise ValueError(f"{name} must be a range MIN ≤ MAX of non-negative numbers")
@@ -165,6 +179,9 @@ def sr_pair(
     fine = (config.size * k, config.size * k)
     if spec.density.shape != fine:
         raise InputError(f"specimen grid {spec.density.shape} must be {fine} (size × oversample)")
+    # Drawn only when enabled, so fields without haze keep the numbers of earlier versions.
+    if config.haze_probability > 0 and rng.random() < config.haze_probability:
+        spec = with_haze(spec, config, rng)
     peak = photons if photons is not None else _draw(config.photons, rng, log=True)
     bg = background if background is not None else _draw(config.background, rng)
     rn = read_noise if read_noise is not None else _draw(config.read_noise, rng)
@@ -195,6 +212,22 @@ def sr_pair(
         "input_fwhm_nm": config.input_fwhm,
     }
     return SRPair(sim.input, target.astype(np.float32), sim.clean, sim.object, params)
+
+
+def with_haze(spec: Specimen, config: SRPairConfig, rng: np.random.Generator) -> Specimen:
+    """The specimen plus out-of-focus light: another random specimen, blurred by a defocus σ
+    drawn from ``haze_sigma_nm``, carrying ``haze_flux`` × the in-focus flux.
+
+    Out-of-focus light is broad, so a widefield input and a high-resolution target see it
+    alike: the pair teaches a model to sharpen what is in focus and to pass the haze through
+    unchanged rather than erase it (a network trained on flat backgrounds removes haze it
+    never saw, which error maps against the input then flag as a loss of content)."""
+    other = draw_specimen(config, rng).density.astype(np.float64)
+    sigma_px = _draw(config.haze_sigma_nm, rng) / spec.pixel_size_nm
+    blurred = ndimage.gaussian_filter(other, sigma_px, mode="reflect")
+    flux = _draw(config.haze_flux, rng) * float(spec.density.sum())
+    haze = blurred * flux / max(float(blurred.sum()), 1e-12)
+    return Specimen((spec.density + haze).astype(np.float32), spec.pixel_size_nm, spec.labels)
 
 
 def high_resolution(
