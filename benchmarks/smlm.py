@@ -312,7 +312,7 @@ def learned_dense(minutes: float) -> dict | None:
     """The learned localizer and Deep-STORM for the Deep-STORM high-density stack: PSF σ read
     off the stack's power spectrum, photons and background from its frames given the stated density
     (5.5 emitters/µm², as a user would know it); training densities 2–8 emitters/µm², emitters
-    placed at random; detection thresholds as calibrated on simulations after training."""
+    placed at random; detection thresholds of best efficiency on simulations after training."""
     from abbe import io
     from abbe.io.tables import read_localizations
     from abbe.localize.calibration import camera_record
