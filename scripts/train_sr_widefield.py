@@ -89,7 +89,8 @@ def main() -> None:
             "training_data": {
                 **model.config.training_data,
                 "summary": f"{args.pairs} simulated widefield fields (filaments, puncta, rings; "
-                "250 nm, 100 nm px, 30–1000 photons) → 80 nm targets at 50 nm px",
+                "250 nm, 100 nm px, 30–1000 photons, half with out-of-focus haze) → 80 nm "
+                "targets at 50 nm px",
                 "script": "scripts/train_sr_widefield.py",
                 "minutes": args.minutes,
             }

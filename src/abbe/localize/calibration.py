@@ -223,7 +223,7 @@ def psf_sigma_from_spectrum(
     k = np.hypot(ky, kx)
     use = (k > band[0]) & (k < band[1]) & (power > 0)
     k, p = k[use], power[use]
-    pixel = ((np.sinc(ky) * np.sinc(kx)) ** 2 * np.ones_like(power))[use]
+    pixel = np.broadcast_to((np.sinc(ky) * np.sinc(kx)) ** 2, power.shape)[use]
 
     def residual(theta: np.ndarray) -> np.ndarray:
         log_a, s, log_n = theta

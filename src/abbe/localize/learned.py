@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from abbe.errors import InputError
 from abbe.nn import UNetConfig
 from abbe.simulate.camera import Camera
 from abbe.train import TrainingConfig
+
+if TYPE_CHECKING:
+    from abbe.localize.fit import Electrons
 
 N_OUT = 6  # logit p, dx, dy, log σx, log σy, photons / scale
 
@@ -456,8 +459,7 @@ def estimate_conditions(
         sigma = psf_sigma_from_spectrum(e.data, pixel_size_nm)
         bg = dense_background(e) / qe
         signal = float(np.mean(e.data)) / qe - bg  # photons per pixel above the background
-        area_um2 = frames.shape[1] * frames.shape[2] * (pixel_size_nm / 1e3) ** 2
-        mean_photons = signal * frames.shape[1] * frames.shape[2] / max(density * area_um2, 1e-9)
+        mean_photons = signal / max(density * (pixel_size_nm / 1e3) ** 2, 1e-9)
         return {
             "psf_sigma_nm": round(sigma, 1),
             "photons": (round(0.5 * mean_photons, 1), round(1.5 * mean_photons, 1)),
@@ -486,7 +488,7 @@ def estimate_conditions(
     }
 
 
-def dense_background(e: Any) -> float:
+def dense_background(e: Electrons) -> float:
     """Background (photo-electrons per pixel) of dense frames: the lower of two estimates
     that each err only upwards. (a) The 5th percentile of the pixels' means over the frames:
     off the structure molecules carry, pixels hold background alone. (b) The 5th percentile
