@@ -13,6 +13,8 @@ from abbe.localize.deepstorm import (
     DeepStorm,
     DeepStormConfig,
     _gaussian_kernel,
+    _local_maxima,
+    _windows,
     blurred_mse_l1,
     density_targets,
 )
@@ -50,6 +52,32 @@ def test_peaks_become_localizations_at_the_centroid():
     assert len(locs) == 1
     assert locs["x_nm"][0] == pytest.approx((21 + 0.0) * 25)  # centre of pixels 20 and 21
     assert locs["y_nm"][0] == pytest.approx(10.5 * 25)
+
+
+def test_faint_peaks_skipped_by_the_threshold_floor_would_not_have_passed():
+    # Faint noise everywhere (as a trained network's background) and some strong peaks,
+    # with exact ties: every peak kept without the floor and thresholded afterwards must
+    # give the same localizations as the floored search.
+    rng = np.random.default_rng(3)
+    maps = rng.exponential(0.002 * SPIKE, (3, 1, 64, 64)).astype(np.float32)
+    maps[rng.random(maps.shape) < 0.01] = 0.3 * SPIKE
+    maps[0, 0, 30, 30:32] = 0.05 * SPIKE  # a tied pair above the floor, too faint to pass …
+    maps[1, 0, 40, 40:42] = 0.25 * SPIKE  # … and one that passes
+    model = DeepStorm(DeepStormConfig(pixel_size_nm=100, upsampling=4))
+    floored = model._locs_from_maps(maps, 0.5, 1.0)
+    d = np.clip(maps[:, 0], 0, None) / SPIKE
+    t, iy, ix = _local_maxima(d, 2)  # no floor: every positive peak
+    dy, dx = np.mgrid[-2:3, -2:3]
+    w = _windows(d, t, iy, ix, dy.ravel(), dx.ravel())
+    total = w.sum(1)
+    assert len(t) > 20 * len(floored) > 0
+    keep = total > 0.5
+    x_nm = (ix + 0.5 + (w * dx.ravel()).sum(1) / total)[keep] * 25
+    y_nm = (iy + 0.5 + (w * dy.ravel()).sum(1) / total)[keep] * 25
+    expected = pd.DataFrame({"frame": t[keep] + 1, "x_nm": x_nm, "y_nm": y_nm})
+    cols = ["frame", "x_nm", "y_nm"]
+    got = floored[cols].sort_values(cols).to_numpy()
+    np.testing.assert_allclose(got, expected.sort_values(cols).to_numpy(), rtol=0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

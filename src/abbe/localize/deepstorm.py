@@ -131,10 +131,16 @@ class DeepStorm(Localizer):
     def _locs_from_maps(self, maps: np.ndarray, threshold: float, qe: float) -> pd.DataFrame:
         from abbe.localize.fit import LOC_COLUMNS
 
-        d = np.clip(maps[:, 0], 0, None).astype(np.float32) / SPIKE
+        # In torch: clamping 500 maps of 256² costs as much as the network when done by numpy.
+        d = (
+            torch.from_numpy(np.ascontiguousarray(maps[:, 0], np.float32)).clamp(min=0) / SPIKE
+        ).numpy()
         u = self.config.upsampling
         r = u // 2  # the window is about one camera pixel across
-        t, iy, ix = _local_maxima(d, r)
+        # A peak is the largest of its (2r+1)² window, so a window holding more than
+        # `threshold` has a peak above threshold / (2r+1)²: lower peaks (most of them, in the
+        # network's faint background) cannot pass and are never gathered.
+        t, iy, ix = _local_maxima(d, r, floor=threshold / (2 * r + 1) ** 2)
         fine = self.config.pixel_size_nm / u
         dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
         windows = _windows(d, t, iy, ix, dy.ravel(), dx.ravel())  # (N, window pixels)
@@ -166,18 +172,23 @@ class DeepStorm(Localizer):
         return locs[[*LOC_COLUMNS, "probability"]].reset_index(drop=True)
 
 
-def _local_maxima(d: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(t, y, x) of the positive local maxima of a (T, Y, X) density in (2r+1)² windows.
+def _local_maxima(
+    d: np.ndarray, r: int, floor: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t, y, x) of the local maxima above ``floor`` (and above 0) of a (T, Y, X) density in
+    (2r+1)² windows.
 
-    Max pooling in torch runs on all cores (the maps are ×8 finer than the frames, so this
+    Max pooling in torch runs on all cores (the maps are ×16 larger than the frames, so this
     step costs as much as the network when done one-threaded). A plateau (an emitter between
     fine pixels) gives several equal maxima within one window: the last in raster order stays.
+    Equal maxima are all above ``floor`` or none is, so the floor never changes which stays.
     """
     from scipy.spatial import cKDTree
 
     key = torch.from_numpy(np.ascontiguousarray(d))[:, None]
     pooled = F.max_pool2d(key, 2 * r + 1, stride=1, padding=r)
-    t, y, x = np.nonzero(((key == pooled) & (key > 0))[:, 0].numpy())
+    peaks = (key == pooled) & (key > max(floor, 0.0))
+    t, y, x = (a.numpy() for a in torch.nonzero(peaks[:, 0], as_tuple=True))
     if len(t) > 1:
         # Frames far apart in the first coordinate never pair; Chebyshev distance = window.
         pts = np.column_stack([t * (4.0 * d.shape[1] + 4 * r), y, x]).astype(np.float64)
