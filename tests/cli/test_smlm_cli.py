@@ -167,3 +167,40 @@ def test_localize_with_deepstorm_trains_a_matched_model_and_keeps_it(cli, smlm_d
     )
     assert r.code == 0, r
     assert (tmp_path / "l2.csv").read_text() == (tmp_path / "l.csv").read_text()
+
+
+def test_calibrate_reads_the_emccd_gain_and_psf_off_the_stack(cli, tmp_path):
+    r = cli(
+        "simulate", "smlm", "-o", tmp_path / "sim", "--frames", "100", "--density", "2",
+        "--camera", "emccd", "--structure", "filaments", "--psf-sigma-nm", "120", "--seed", "5",
+        "-q",
+    )  # fmt: skip
+    assert r.code == 0, r
+    truth = json.loads((tmp_path / "sim" / "camera.json").read_text())
+    args = ["--offset", str(truth["offset"]), "--em-gain", str(truth["em_gain"])]
+    r = cli("calibrate", tmp_path / "sim" / "stack.tif", "-o", tmp_path / "cam.json", *args)
+    assert r.code == 0, r
+    assert "ADU per photo-electron" in r.out and "cam.json" in r.out
+    camera = json.loads((tmp_path / "cam.json").read_text())
+    assert camera["kind"] == "emccd" and camera["em_gain"] == truth["em_gain"]
+    assert camera["gain"] == pytest.approx(truth["gain"], rel=0.05)
+    r = cli(
+        "calibrate", tmp_path / "sim" / "stack.tif", "-o", tmp_path / "c2.json", "--json", *args
+    )
+    assert json.loads(r.out)["psf_sigma_nm"] == pytest.approx(120, rel=0.05)
+    # The file works as --camera.
+    r = cli(
+        "localize", tmp_path / "sim" / "stack.tif", "-o", tmp_path / "l.csv", "--camera",
+        tmp_path / "cam.json", "-q",
+    )  # fmt: skip
+    assert r.code == 0 and "baseline" not in r.err
+
+
+def test_calibrate_refuses_a_wrong_offset_and_short_stacks(cli, smlm_dir, tmp_path):
+    stack = smlm_dir / "stack.tif"
+    r = cli("calibrate", stack, "-o", tmp_path / "c.json", "--offset", "1e6")
+    assert r.code == 2 and r.err.count("\n") == 1 and "stack.tif" in r.err and "offset" in r.err
+    io.write(tmp_path / "short.tif", np.full((5, 32, 32), 120, np.uint16), io.Meta("TYX"))
+    r = cli("calibrate", tmp_path / "short.tif", "-o", tmp_path / "c.json", "--offset", "100")
+    assert r.code == 2 and "10 frames" in r.err
+    assert not (tmp_path / "c.json").exists()

@@ -15,16 +15,20 @@ EMCCD = Camera(kind="emccd", em_gain=100.0, gain=0.02, offset=100.0, qe=1.0, rea
 
 
 @pytest.mark.parametrize(
-    ("camera", "total_gain"),
-    [(EMCCD, 2.0), (Camera(kind="ccd", gain=0.5, offset=100.0, qe=1.0, read_noise=0.0), 0.5)],
+    ("camera", "total_gain", "background"),
+    [
+        (EMCCD, 2.0, (20, 20)),
+        (Camera(kind="ccd", gain=0.5, offset=100.0, qe=1.0, read_noise=0.0), 0.5, (20, 20)),
+        (EMCCD, 2.0, (20, 100)),  # the background jumps from frame to frame
+    ],
 )
-def test_photon_transfer_recovers_the_gain(camera, total_gain):
+def test_photon_transfer_recovers_the_gain(camera, total_gain, background):
     """Dense blinking filaments (5 emitters/µm²): pixels off the filaments see background."""
     sim = smlm(
         frames=100,
         size=64,
         density=5.0,
-        background=(20, 20),
+        background=background,
         camera=camera,
         structure="filaments",
         seed=4,

@@ -9,6 +9,7 @@ import typer
 
 from abbe import __version__
 from abbe.cli import (
+    calibrate,
     classify,
     demo,
     evaluate,
@@ -35,6 +36,7 @@ app.add_typer(simulate.app, name="simulate")
 app.add_typer(train.app, name="train")
 app.command("restore")(restore.restore)
 app.command("localize")(localize.localize)
+app.command("calibrate")(calibrate.calibrate)
 app.command("segment")(segment.segment)
 app.command("classify")(classify.classify)
 app.command("evaluate")(evaluate.evaluate)

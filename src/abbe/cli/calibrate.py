@@ -1,0 +1,84 @@
+"""``abbe calibrate``: a camera file for ``--camera``, its gain read off the stack's own noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from abbe.cli.common import out, print_json, write_json
+from abbe.errors import InputError
+
+
+def calibrate(
+    stack_path: Path = typer.Argument(..., help="Raw SMLM stack in ADU (TYX, ≥ 10 frames)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Camera file to write (.json)."),
+    offset: float = typer.Option(
+        ..., "--offset", help="Camera baseline, ADU (datasheet, or the mean of dark frames)."
+    ),
+    em_gain: float = typer.Option(
+        1.0,
+        "--em-gain",
+        min=1.0,
+        help="EM gain of an EMCCD as set on the camera (1: CCD or sCMOS). Above 1 the "
+        "register's excess noise (F² = 2) is taken into account.",
+    ),
+    qe: float = typer.Option(1.0, "--qe", min=1e-3, max=1.0, help="Quantum efficiency."),
+    read_noise: float = typer.Option(0.0, "--read-noise", min=0.0, help="Read noise, e⁻ rms."),
+    pixel_size_nm: float = typer.Option(
+        None, "--pixel-size", min=1e-3, help="Camera pixel, nm (default: from the file)."
+    ),
+    axes: str = typer.Option(None, "--axes", help="Axes of the stack, e.g. TYX."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+) -> None:
+    """Camera gain by photon transfer on the stack itself, and the PSF σ from its power
+    spectrum; writes a camera file for ``abbe localize --camera`` and ``abbe train``."""
+    from abbe import io
+    from abbe.cli.localize import _as_tyx
+    from abbe.localize.calibration import photon_transfer_gain, psf_sigma_from_spectrum
+
+    if output.suffix.lower() != ".json":
+        raise InputError("the camera file is written as JSON: name it *.json", output)
+    io.check_writable(output, overwrite=overwrite)
+    data, meta = io.read(stack_path, axes=axes)
+    stack = np.asarray(_as_tyx(data, meta.axes, stack_path), dtype=np.float32)
+    if stack.shape[0] < 10:
+        raise InputError(
+            f"photon transfer needs ≥ 10 frames, the stack has {len(stack)}", stack_path
+        )
+    if not np.isfinite(stack).all():
+        raise InputError("the stack holds NaN or infinite values", stack_path)
+    frames = stack[: min(len(stack), 200)]  # enough for each pixel's variance
+    try:
+        adu_per_electron = photon_transfer_gain(
+            frames, offset=offset, excess_noise_factor=2.0 if em_gain > 1 else 1.0
+        )
+    except InputError as exc:
+        raise InputError(exc.args[0], stack_path) from exc
+    record = {
+        "kind": "emccd" if em_gain > 1 else "ccd",
+        "offset": float(offset),
+        "gain": adu_per_electron / em_gain,
+        "em_gain": float(em_gain),
+        "qe": float(qe),
+        "read_noise": float(read_noise),
+    }
+    px = pixel_size_nm or meta.pixel_size_nm
+    sigma = None
+    if px is not None and min(stack.shape[1:]) >= 16:
+        sigma = psf_sigma_from_spectrum(frames - offset, px)
+    write_json(output, record, overwrite=overwrite)
+    if as_json:
+        print_json({**record, "adu_per_photoelectron": adu_per_electron, "psf_sigma_nm": sigma})
+    elif not quiet:
+        em = (
+            f" (gain {record['gain']:.4f} ADU/e⁻ behind EM gain {em_gain:g})" if em_gain > 1 else ""
+        )
+        psf = f"; PSF σ ≈ {sigma:.0f} nm from the power spectrum" if sigma else ""
+        out.print(
+            f"{stack_path}: {adu_per_electron:.3f} ADU per photo-electron by photon transfer"
+            f"{em}{psf} → {output} (use with --camera)"
+        )
