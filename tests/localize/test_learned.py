@@ -29,6 +29,14 @@ def test_targets_mark_the_pixel_and_offset_of_each_emitter():
     # Two emitters in pixel (5, 10) of frame 2: the brighter one is kept.
     assert y[1, 0].sum() == 1 and y[1, 3, 5, 10] == pytest.approx(3000 / 2000)
     assert y[1, 1, 5, 10] == pytest.approx(-0.3) and y[1, 2, 5, 10] == pytest.approx(0.1)
+    # Neighbours within one pixel learn the nearest emitter's offset from their own centre.
+    assert y[0, 4, 1, 3] == 1 and y[0, 0, 1, 3] == 0
+    assert y[0, 1, 1, 3] == pytest.approx(-1.0) and y[0, 2, 0, 1] == pytest.approx(0.8)
+    assert y[0, 4].sum() == 9
+    assert y[0, 4, 1, 4] == 0 and y[0, 4, 3, 2] == 0
+    # Reach 0: only the emitter's own pixel.
+    y0 = targets(truth, 2, (8, 16), cfg.model_copy(update={"reach": 0}))
+    assert np.array_equal(y0[:, 4], y0[:, 0])
 
 
 def test_loss_prefers_the_right_answer():
@@ -38,12 +46,15 @@ def test_loss_prefers_the_right_answer():
     torch = __import__("torch")
     good = torch.zeros((2, 6, 32, 32))
     good[:, 0] = torch.where(y[:, 0] > 0, 8.0, -8.0)
-    good[:, 1:3] = torch.atanh((y[:, 1:3] / 0.75).clamp(-0.99, 0.99))
+    good[:, 1:3] = torch.atanh((y[:, 1:3] / cfg.offset_range).clamp(-0.99, 0.99))
     good[:, 3:5] = -3.0
     good[:, 5] = y[:, 3]
     bad = good.clone()
     bad[:, 0] = -good[:, 0]
-    assert localization_loss(good, y, torch.zeros(0)) < localization_loss(bad, y, torch.zeros(0))
+    r = cfg.offset_range
+    assert localization_loss(good, y, torch.zeros(0), r) < localization_loss(
+        bad, y, torch.zeros(0), r
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +95,32 @@ def test_saved_localizer_loads_back_to_the_same_predictions(trained):
     stack = smlm(frames=3, density=1.0, camera="ideal", seed=4).stack
     a, b = model.predict(stack), again.predict(stack)
     np.testing.assert_allclose(a[["x_nm", "y_nm"]].to_numpy(), b[["x_nm", "y_nm"]].to_numpy())
+
+
+def test_pooled_neighbours_cancel_their_pull_toward_pixel_centres():
+    import torch
+
+    from abbe.localize.learned import _positions
+
+    # One emitter near a pixel corner; every pixel of the 3×3 places it pulled 30 % of the
+    # way toward its own centre (a head's hedge when the position is uncertain), and is the
+    # less sure the farther its centre is from the emitter.
+    true_x, true_y, r = 10.92, 7.1, 1.75
+    maps = np.zeros((1, 6, 16, 16), np.float32)
+    for py in range(6, 9):
+        for px in range(9, 12):
+            maps[0, 3:5, py, px] = np.log(
+                0.1 + 0.3 * np.hypot(px + 0.5 - true_x, py + 0.5 - true_y)
+            )
+            ex = 0.7 * true_x + 0.3 * (px + 0.5)
+            ey = 0.7 * true_y + 0.3 * (py + 0.5)
+            maps[0, 1, py, px] = torch.atanh(torch.tensor((ex - px - 0.5) / r)).item()
+            maps[0, 2, py, px] = torch.atanh(torch.tensor((ey - py - 0.5) / r)).item()
+    maps[0, 1:3, 0, 0] = 5.0  # a stray pixel elsewhere must not count
+    t, iy, ix = np.array([0]), np.array([7]), np.array([10])
+    x1, y1 = _positions(maps, t, iy, ix, r, pool=False)
+    x, y = _positions(maps, t, iy, ix, r, pool=True)
+    alone = np.hypot(x1[0] - true_x, y1[0] - true_y)
+    pooled = np.hypot(x[0] - true_x, y[0] - true_y)
+    assert alone == pytest.approx(0.3 * np.hypot(10.5 - true_x, 7.5 - true_y), rel=1e-4)
+    assert pooled < 0.5 * alone
