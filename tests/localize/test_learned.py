@@ -95,6 +95,19 @@ def test_saved_localizer_loads_back_to_the_same_predictions(trained):
     stack = smlm(frames=3, density=1.0, camera="ideal", seed=4).stack
     a, b = model.predict(stack), again.predict(stack)
     np.testing.assert_allclose(a[["x_nm", "y_nm"]].to_numpy(), b[["x_nm", "y_nm"]].to_numpy())
+    assert again.config.reach == model.config.reach == 1
+
+
+def test_a_localizer_saved_before_reach_loads_as_trained(tmp_path):
+    import json
+
+    model = Localizer(LocalizerConfig(reach=0))
+    model.save(tmp_path / "old")
+    raw = json.loads((tmp_path / "old" / "config.json").read_text())
+    del raw["reach"]  # configs written before the field existed
+    (tmp_path / "old" / "config.json").write_text(json.dumps(raw))
+    again = Localizer.load(tmp_path / "old")
+    assert again.config.reach == 0 and again.config.offset_range == 0.75
 
 
 def test_pooled_neighbours_cancel_their_pull_toward_pixel_centres():
