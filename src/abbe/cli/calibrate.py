@@ -34,8 +34,11 @@ def calibrate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
-    """Camera gain by photon transfer on the stack itself, and the PSF σ from its power
-    spectrum; writes a camera file for ``abbe localize --camera`` and ``abbe train``."""
+    """A camera file for --camera: gain by photon transfer on the stack itself.
+
+    Also prints the PSF σ read off the stack's power spectrum (give --pixel-size if the file
+    has none). Use the file with ``abbe localize --camera`` and ``abbe train localizer|deepstorm``.
+    """
     from abbe import io
     from abbe.cli.localize import _as_tyx
     from abbe.localize.calibration import photon_transfer_gain, psf_sigma_from_spectrum
