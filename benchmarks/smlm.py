@@ -225,11 +225,9 @@ def protocol(frames: int, gradients: list[int]) -> dict:
 def dense_camera(stack: np.ndarray):
     """The high-density stack's camera: EMCCD (EM gain 100), baseline 100 ADU, its overall
     gain from photon transfer on the stack itself."""
-    from abbe.localize.calibration import photon_transfer_gain
-    from abbe.simulate import Camera
+    from abbe.localize.calibration import camera_by_photon_transfer
 
-    adu_per_electron = photon_transfer_gain(stack, offset=100.0, excess_noise_factor=2.0)
-    return Camera(kind="emccd", em_gain=100.0, gain=adu_per_electron / 100.0, offset=100.0, qe=1.0)
+    return camera_by_photon_transfer(stack, offset=100.0, em_gain=100.0)
 
 
 def deepstorm_stack(gradients: list[int]) -> dict | None:

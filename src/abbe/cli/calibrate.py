@@ -41,37 +41,32 @@ def calibrate(
     """
     from abbe import io
     from abbe.cli.localize import _as_tyx
-    from abbe.localize.calibration import photon_transfer_gain, psf_sigma_from_spectrum
+    from abbe.localize.calibration import (
+        camera_by_photon_transfer,
+        camera_record,
+        psf_sigma_from_spectrum,
+    )
 
     if output.suffix.lower() != ".json":
         raise InputError("the camera file is written as JSON: name it *.json", output)
     io.check_writable(output, overwrite=overwrite)
     data, meta = io.read(stack_path, axes=axes)
-    stack = np.asarray(_as_tyx(data, meta.axes, stack_path), dtype=np.float32)
-    if stack.shape[0] < 10:
-        raise InputError(
-            f"photon transfer needs ≥ 10 frames, the stack has {len(stack)}", stack_path
-        )
-    if not np.isfinite(stack).all():
+    stack = _as_tyx(data, meta.axes, stack_path)
+    # The first 200 frames are enough for each pixel's variance.
+    frames = np.asarray(stack[: min(len(stack), 200)], dtype=np.float32)
+    if not np.isfinite(frames).all():
         raise InputError("the stack holds NaN or infinite values", stack_path)
-    frames = stack[: min(len(stack), 200)]  # enough for each pixel's variance
     try:
-        adu_per_electron = photon_transfer_gain(
-            frames, offset=offset, excess_noise_factor=2.0 if em_gain > 1 else 1.0
+        camera = camera_by_photon_transfer(
+            frames, offset=offset, em_gain=em_gain, qe=qe, read_noise=read_noise
         )
     except InputError as exc:
         raise InputError(exc.args[0], stack_path) from exc
-    record = {
-        "kind": "emccd" if em_gain > 1 else "ccd",
-        "offset": float(offset),
-        "gain": adu_per_electron / em_gain,
-        "em_gain": float(em_gain),
-        "qe": float(qe),
-        "read_noise": float(read_noise),
-    }
+    record = camera_record(camera)
+    adu_per_electron = camera.gain * camera.em_gain
     px = pixel_size_nm or meta.pixel_size_nm
     sigma = None
-    if px is not None and min(stack.shape[1:]) >= 16:
+    if px is not None and min(frames.shape[1:]) >= 16:
         sigma = psf_sigma_from_spectrum(frames - offset, px)
     write_json(output, record, overwrite=overwrite)
     if as_json:

@@ -193,6 +193,30 @@ def photon_transfer_gain(
     return variance / (excess_noise_factor * signal)
 
 
+def camera_by_photon_transfer(
+    stack: np.ndarray,
+    *,
+    offset: float,
+    em_gain: float = 1.0,
+    qe: float = 1.0,
+    read_noise: float = 0.0,
+) -> Camera:
+    """A uniform camera whose overall gain is read off ``stack`` by :func:`photon_transfer_gain`;
+    an EM gain above 1 makes it an EMCCD (excess noise F² = 2)."""
+    emccd = em_gain > 1
+    adu_per_electron = photon_transfer_gain(
+        stack, offset=offset, excess_noise_factor=2.0 if emccd else 1.0
+    )
+    return Camera(
+        kind="emccd" if emccd else "ccd",
+        qe=qe,
+        gain=adu_per_electron / em_gain,
+        offset=offset,
+        read_noise=read_noise,
+        em_gain=em_gain,
+    )
+
+
 def psf_sigma_from_spectrum(
     frames: np.ndarray, pixel_size_nm: float, band: tuple[float, float] = (0.05, 0.5)
 ) -> float:

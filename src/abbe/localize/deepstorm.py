@@ -178,17 +178,17 @@ def _local_maxima(
     """(t, y, x) of the local maxima above ``floor`` (and above 0) of a (T, Y, X) density in
     (2r+1)² windows.
 
-    Max pooling in torch runs on all cores (the maps are ×16 larger than the frames, so this
-    step costs as much as the network when done one-threaded). A plateau (an emitter between
+    The maxima come from :func:`abbe.localize.detect.find_peaks` (max pooling in torch, on
+    all cores: the maps are ×16 larger than the frames, so this step costs as much as the
+    network when done one-threaded). A plateau (an emitter between
     fine pixels) gives several equal maxima within one window: the last in raster order stays.
     Equal maxima are all above ``floor`` or none is, so the floor never changes which stays.
     """
     from scipy.spatial import cKDTree
 
-    key = torch.from_numpy(np.ascontiguousarray(d))[:, None]
-    pooled = F.max_pool2d(key, 2 * r + 1, stride=1, padding=r)
-    peaks = (key == pooled) & (key > max(floor, 0.0))
-    t, y, x = (a.numpy() for a in torch.nonzero(peaks[:, 0], as_tuple=True))
+    from abbe.localize.detect import find_peaks
+
+    t, y, x = find_peaks(d, max(floor, 0.0), min_distance_px=r)
     if len(t) > 1:
         # Frames far apart in the first coordinate never pair; Chebyshev distance = window.
         pts = np.column_stack([t * (4.0 * d.shape[1] + 4 * r), y, x]).astype(np.float64)

@@ -153,8 +153,7 @@ def targets(truth: pd.DataFrame, n_frames: int, shape: tuple[int, int], cfg: Loc
     ok = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
     order = np.argsort(n[ok])  # brightest written last
     out[t[ok][order], 0, iy[ok][order], ix[ok][order]] = 1.0
-    reach = int(getattr(cfg, "reach", 0))
-    steps = np.arange(-reach, reach + 1)
+    steps = np.arange(-cfg.reach, cfg.reach + 1)
     oy, ox = (g.ravel() for g in np.meshgrid(steps, steps, indexing="ij"))
     py, px = iy[:, None] + oy[None], ix[:, None] + ox[None]  # (emitters, neighbours)
     dx, dy = x[:, None] - px - 0.5, y[:, None] - py - 0.5
