@@ -33,6 +33,70 @@ def test_simulated_images_are_seeded_and_labels_match_the_nuclei():
     assert inside > outside  # nuclei are brighter than the background
 
 
+def _one_nucleus_profile(dome: float) -> tuple[float, float]:
+    """Mean intensity of a lone noiseless nucleus' outer ring and of its core."""
+    from abbe.simulate.specimens import nuclei
+
+    spec = nuclei(
+        (96, 96),
+        pixel_size_nm=1.0,
+        radius_nm=(30, 30.01),
+        coverage=0.01,
+        elongation=(1, 1),
+        roughness=0.0,
+        texture=0.0,
+        brightness=(1, 1),
+        dome=dome,
+        seed=2,
+    )
+    inside = spec.labels > 0
+    from scipy import ndimage
+
+    depth = ndimage.distance_transform_edt(inside)
+    ring = inside & (depth <= 3)
+    core = depth >= 0.7 * depth.max()
+    return float(spec.density[ring].mean()), float(spec.density[core].mean())
+
+
+def test_dome_nuclei_dim_toward_the_edge_as_an_ellipsoid_s_thickness():
+    ring, core = _one_nucleus_profile(0.0)
+    assert ring == pytest.approx(core, rel=0.15)  # flat: an optical section
+    ring, core = _one_nucleus_profile(1.0)
+    # Ring 0–3 px inside a 30 px disk: thickness √(1 − ρ²) averages ≈ 0.35 of the core's
+    # (≈ 0.97 over the inner 30 %); the anti-aliased edge pixel lowers it a little more.
+    assert 0.2 < ring / core < 0.45
+
+
+def test_bright_nuclei_glow_and_clipping():
+    base = dict(
+        bright_probability=1.0,
+        bright_coverage=(0.03, 0.03),
+        peak_photons=(1000, 1000),
+        background=(0.0, 0.0),
+        read_noise=(0.0, 0.0),
+        haze=(0.0, 0.0),
+        illumination=(0, 0),
+        blur_px=(1.0, 1.0),
+        saturation_probability=0.0,
+    )
+
+    def halo(glow: float) -> float:
+        from scipy import ndimage
+
+        sim = nuclei_image((256, 256), NucleiImageConfig(**base, bright_glow=(glow, glow)), seed=3)
+        near = ndimage.binary_dilation(sim.labels > 0, iterations=6) & (sim.labels == 0)
+        return float(sim.image[near].mean())
+
+    # The same nuclei (same seed): the glow sends light into the background around them.
+    assert halo(0.5) > 1.5 * halo(0.0)
+    clipped = nuclei_image(
+        (256, 256),
+        NucleiImageConfig(**base | {"saturation_probability": 1.0}, saturation_level=(2, 2)),
+        seed=3,
+    )
+    assert clipped.image.max() == pytest.approx(2000.0)  # 2 × the 1000-photon peak
+
+
 def test_targets_give_distance_one_at_each_centre():
     lab = disks(12)
     y = segmentation_targets(lab)

@@ -32,15 +32,37 @@ class NucleiImageConfig(BaseModel):
         (0.25, 1.0), description="Per-nucleus brightness relative to the brightest."
     )
     max_overlap: float = Field(0.2, ge=0, lt=1)
+    dome: tuple[float, float] = Field(
+        (0.0, 1.0),
+        description="0: flat nuclei (optical section); 1: intensity follows the ellipsoid's "
+        "thickness (widefield), dimmer toward the edge.",
+    )
     bright_probability: float = Field(
-        0.3, ge=0, le=1, description="Fraction of images holding small, very bright nuclei."
+        0.3, ge=0, le=1, description="Fraction of images holding very bright nuclei."
     )
     bright_coverage: tuple[float, float] = Field(
         (0.005, 0.03),
         description="Field fraction of those nuclei (mitotic, condensed DNA) where present.",
     )
     bright_factor: tuple[float, float] = Field(
-        (2.0, 6.0), description="Brightness of those nuclei relative to the others' brightest."
+        (2.0, 12.0), description="Brightness of those nuclei relative to the others' brightest."
+    )
+    bright_size: tuple[float, float] = Field(
+        (0.35, 1.0), description="Long semi-axis of those nuclei relative to the image's scale."
+    )
+    bright_glow: tuple[float, float] = Field(
+        (0.0, 0.6),
+        description="Fraction of those nuclei's light that reaches the focal plane out of "
+        "focus, as a glow around them (rounded, thick mitotic cells in widefield).",
+    )
+    bright_glow_width: tuple[float, float] = Field(
+        (0.3, 1.0), description="Gaussian σ of that glow relative to the image's nucleus scale."
+    )
+    saturation_probability: float = Field(
+        0.3, ge=0, le=1, description="Fraction of images clipped by the camera's full scale."
+    )
+    saturation_level: tuple[float, float] = Field(
+        (1.5, 6.0), description="Where clipped: the clip level relative to the peak photons."
     )
     blur_px: tuple[float, float] = Field((0.5, 2.5), description="Gaussian PSF σ, pixels.")
     haze: tuple[float, float] = Field(
@@ -92,6 +114,7 @@ def nuclei_image(
         texture=draw(cfg.texture),
         brightness=cfg.brightness,
         max_overlap=cfg.max_overlap,
+        dome=draw(cfg.dome),
         seed=rng,
     )
     obj = spec.density.astype(np.float64) / max(float(spec.density.max()), 1e-12)
@@ -99,8 +122,16 @@ def nuclei_image(
     light = _illumination(shape, draw(cfg.illumination), rng)
     # Photons and background are relative to the ordinary nuclei; bright ones exceed them.
     scale = max(float((ndimage.gaussian_filter(obj, sigma, mode="reflect") * light).max()), 1e-12)
-    obj, labels = _add_bright(obj, spec.labels.astype(np.int32), cfg, r_mid, rng)
-    img = ndimage.gaussian_filter(obj, sigma, mode="reflect")
+    bright, labels = _add_bright(obj, spec.labels.astype(np.int32), cfg, r_mid, rng)
+    in_focus = ndimage.gaussian_filter(bright, sigma, mode="reflect")
+    img = ndimage.gaussian_filter(obj, sigma, mode="reflect") + in_focus
+    glow, glow_width = draw(cfg.bright_glow), draw(cfg.bright_glow_width) * r_mid
+    if glow > 0 and bright.any():
+        # A thick bright nucleus sends part of its light from planes out of focus: that part
+        # is spread wide around it instead of imaged sharply.
+        wide = ndimage.gaussian_filter(bright, glow_width, mode="reflect")
+        img = img + glow * (wide - in_focus)
+    obj = obj + bright
     haze = draw(cfg.haze)
     if haze > 0:
         img = img + haze * ndimage.gaussian_filter(obj, 3 * r_mid, mode="reflect")
@@ -109,6 +140,8 @@ def nuclei_image(
     expected = peak * (img + draw(cfg.background))
     noisy = rng.poisson(expected).astype(np.float64)
     noisy += rng.normal(0.0, draw(cfg.read_noise), size=shape)
+    if rng.random() < cfg.saturation_probability:
+        noisy = np.minimum(noisy, peak * draw(cfg.saturation_level))
     return NucleiImage(noisy.astype(np.float32), labels)
 
 
@@ -119,16 +152,18 @@ def _add_bright(
     r_mid: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Add small, bright nuclei where the field is empty (they would saturate a percentile
-    normalization tuned on the others, so a model must see them)."""
+    """Bright nuclei where the field is empty (they would saturate a percentile normalization
+    tuned on the others, so a model must see them): their density, and the labels with them
+    added."""
     present = rng.random() < cfg.bright_probability
     coverage = float(rng.uniform(*cfg.bright_coverage))
     if not present or coverage <= 0:
-        return obj, labels
+        return np.zeros_like(obj), labels
+    lo, hi = cfg.bright_size
     spec = nuclei(
         obj.shape,
         pixel_size_nm=1.0,
-        radius_nm=(0.35 * r_mid, 0.7 * r_mid),
+        radius_nm=(lo * r_mid, hi * r_mid + 1e-6),
         coverage=coverage,
         elongation=(0.5, 1.0),
         texture=0.2,
@@ -143,7 +178,7 @@ def _add_bright(
     _, inverse = np.unique(new, return_inverse=True)
     new = inverse.reshape(new.shape)  # 0 stays 0 (it is present), objects 1…k
     labels = np.where(new > 0, new + labels.max(), labels).astype(np.int32)
-    return obj + np.where(keep, spec.density, 0.0), labels
+    return np.where(keep, spec.density, 0.0), labels
 
 
 def _illumination(shape: tuple[int, int], amplitude: float, rng: np.random.Generator) -> np.ndarray:

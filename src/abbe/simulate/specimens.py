@@ -209,6 +209,7 @@ def nuclei(
     texture: float = 0.3,
     brightness: tuple[float, float] = (0.5, 1.0),
     max_overlap: float = 0.15,
+    dome: float = 0.0,
     seed: int | np.random.Generator | None = 0,
 ) -> Specimen:
     """Cell nuclei: textured irregular ellipses with instance labels, touching, rarely overlapping.
@@ -222,6 +223,8 @@ def nuclei(
     texture : relative contrast of chromatin texture inside each nucleus.
     brightness : range of per-nucleus brightness (DNA content, staining).
     max_overlap : a new nucleus may overlap earlier ones by at most this fraction of its radius.
+    dome : 0 gives flat nuclei (a thin optical section); 1 makes the intensity follow the
+        thickness of an ellipsoid (widefield collects the whole depth), dimmer toward the edge.
     """
     rng = _rng(seed)
     h, w = shape
@@ -238,7 +241,7 @@ def nuclei(
         if any(np.hypot(cy - py, cx - px) < (1 - max_overlap) * (b + pr) for py, px, pr in placed):
             continue
         label += 1
-        patch, inside = _nucleus_patch(a, b, cy, cx, roughness, texture, rng)
+        patch, inside = _nucleus_patch(a, b, cy, cx, roughness, texture, rng, dome)
         y0, x0 = int(cy) - patch.shape[0] // 2, int(cx) - patch.shape[1] // 2
         # Later nuclei lie on top: their label wins where they overlap.
         _add_window(
@@ -255,7 +258,9 @@ def nuclei(
     return Specimen(density.astype(np.float32), pixel_size_nm, _relabel(labels))
 
 
-def _nucleus_patch(a, b, cy, cx, roughness, texture, rng) -> tuple[np.ndarray, np.ndarray]:
+def _nucleus_patch(
+    a, b, cy, cx, roughness, texture, rng, dome: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """An anti-aliased, textured nucleus on a square patch centred at the sub-pixel centre.
 
     Returns the intensity patch and the (anti-aliased) fraction of each pixel inside the shape.
@@ -273,9 +278,14 @@ def _nucleus_patch(a, b, cy, cx, roughness, texture, rng) -> tuple[np.ndarray, n
     for k in range(2, 6):
         edge = edge * (1 + roughness * rng.normal() * np.cos(k * phi + rng.uniform(0, 2 * np.pi)))
     inside = np.clip(edge - rho + 0.5, 0, 1)  # one-pixel anti-aliased boundary
+    if dome > 0:  # projected thickness of an ellipsoid of this outline
+        inside_depth = np.sqrt(np.clip(1 - (rho / edge) ** 2, 0, 1))
+        profile = inside * ((1 - dome) + dome * inside_depth)
+    else:
+        profile = inside
     grain = ndimage.gaussian_filter(rng.standard_normal(yy.shape), sigma=max(1.0, a / 8))
     grain /= grain.std() + 1e-12
-    return inside * np.clip(1 + texture * grain, 0.2, None), inside
+    return profile * np.clip(1 + texture * grain, 0.2, None), inside
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
