@@ -24,7 +24,7 @@ training on these simulations did not help (12 min scored lower than 2–3 min),
 simulation-to-real gap rather than of under-training.
 
 Run (about 10 minutes on 2 CPU cores):
-    .venv/bin/python scripts/train_nuclei_fluo.py [--minutes 6] [--out DIR]
+    .venv/bin/python scripts/train_nuclei_fluo.py [--minutes 6] [--out DIR] [--seed 1]
 Default output: src/abbe/models/weights/nuclei-fluo/ (the shipped copy).
 """
 
@@ -59,6 +59,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=6.0)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--seed", type=int, default=1, help="training seed (the shipped model: 1)")
     args = ap.parse_args()
     base = SegmenterConfig()
     cfg = base.model_copy(
@@ -67,7 +68,7 @@ def main() -> None:
             "description": "Nuclei instance segmentation (U-Net + watershed), fluorescence, "
             "trained on simulated nuclei only; images are rescaled to its nucleus size.",
             "training": base.training.model_copy(
-                update={"max_time_s": args.minutes * 60, "max_epochs": 100_000, "seed": 1}
+                update={"max_time_s": args.minutes * 60, "max_epochs": 100_000, "seed": args.seed}
             ),
             "training_data": {
                 "summary": "simulated nuclei only (abbe.simulate.cells, defaults): 9–22 px, "
