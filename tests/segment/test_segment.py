@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from abbe.errors import InputError
 from abbe.metrics.segmentation import score_labels
 from abbe.segment import Segmenter, drop_faint, estimate_radius, postprocess
 from abbe.segment.model import segmentation_targets
 from abbe.simulate.cells import NucleiImageConfig, nuclei_image
+from abbe.simulate.specimens import nuclei
 
 
 def disks(radius: float, shape=(200, 200), centres=((50, 50), (50, 130), (140, 90))):
@@ -35,8 +37,6 @@ def test_simulated_images_are_seeded_and_labels_match_the_nuclei():
 
 def _one_nucleus_profile(dome: float) -> tuple[float, float]:
     """Mean intensity of a lone noiseless nucleus' outer ring and of its core."""
-    from abbe.simulate.specimens import nuclei
-
     spec = nuclei(
         (96, 96),
         pixel_size_nm=1.0,
@@ -50,8 +50,6 @@ def _one_nucleus_profile(dome: float) -> tuple[float, float]:
         seed=2,
     )
     inside = spec.labels > 0
-    from scipy import ndimage
-
     depth = ndimage.distance_transform_edt(inside)
     ring = inside & (depth <= 3)
     core = depth >= 0.7 * depth.max()
@@ -81,8 +79,6 @@ def test_bright_nuclei_glow_and_clipping():
     )
 
     def halo(glow: float) -> float:
-        from scipy import ndimage
-
         sim = nuclei_image((256, 256), NucleiImageConfig(**base, bright_glow=(glow, glow)), seed=3)
         near = ndimage.binary_dilation(sim.labels > 0, iterations=6) & (sim.labels == 0)
         return float(sim.image[near].mean())

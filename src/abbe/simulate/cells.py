@@ -122,7 +122,7 @@ def nuclei_image(
     light = _illumination(shape, draw(cfg.illumination), rng)
     # Photons and background are relative to the ordinary nuclei; bright ones exceed them.
     scale = max(float((ndimage.gaussian_filter(obj, sigma, mode="reflect") * light).max()), 1e-12)
-    bright, labels = _add_bright(obj, spec.labels.astype(np.int32), cfg, r_mid, rng)
+    bright, labels = _add_bright(spec.labels.astype(np.int32), cfg, r_mid, rng)
     in_focus = ndimage.gaussian_filter(bright, sigma, mode="reflect")
     img = ndimage.gaussian_filter(obj, sigma, mode="reflect") + in_focus
     glow, glow_width = draw(cfg.bright_glow), draw(cfg.bright_glow_width) * r_mid
@@ -146,7 +146,6 @@ def nuclei_image(
 
 
 def _add_bright(
-    obj: np.ndarray,
     labels: np.ndarray,
     cfg: NucleiImageConfig,
     r_mid: float,
@@ -158,10 +157,10 @@ def _add_bright(
     present = rng.random() < cfg.bright_probability
     coverage = float(rng.uniform(*cfg.bright_coverage))
     if not present or coverage <= 0:
-        return np.zeros_like(obj), labels
+        return np.zeros(labels.shape), labels
     lo, hi = cfg.bright_size
     spec = nuclei(
-        obj.shape,
+        labels.shape,
         pixel_size_nm=1.0,
         radius_nm=(lo * r_mid, hi * r_mid + 1e-6),
         coverage=coverage,

@@ -278,11 +278,8 @@ def _nucleus_patch(
     for k in range(2, 6):
         edge = edge * (1 + roughness * rng.normal() * np.cos(k * phi + rng.uniform(0, 2 * np.pi)))
     inside = np.clip(edge - rho + 0.5, 0, 1)  # one-pixel anti-aliased boundary
-    if dome > 0:  # projected thickness of an ellipsoid of this outline
-        inside_depth = np.sqrt(np.clip(1 - (rho / edge) ** 2, 0, 1))
-        profile = inside * ((1 - dome) + dome * inside_depth)
-    else:
-        profile = inside
+    thickness = np.sqrt(np.clip(1 - (rho / edge) ** 2, 0, 1))  # of an ellipsoid of this outline
+    profile = inside * ((1 - dome) + dome * thickness)
     grain = ndimage.gaussian_filter(rng.standard_normal(yy.shape), sigma=max(1.0, a / 8))
     grain /= grain.std() + 1e-12
     return profile * np.clip(1 + texture * grain, 0.2, None), inside
