@@ -65,6 +65,61 @@ def test_dome_nuclei_dim_toward_the_edge_as_an_ellipsoid_s_thickness():
     assert 0.2 < ring / core < 0.45
 
 
+def _touching_pairs(labels: np.ndarray) -> set[tuple[int, int]]:
+    """Pairs of labels sharing a 4-connected border."""
+    pairs = set()
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
+        edge = (a != b) & (a > 0) & (b > 0)
+        pairs |= {(int(min(u, v)), int(max(u, v))) for u, v in zip(a[edge], b[edge], strict=True)}
+    return pairs
+
+
+def _flat_nuclei(pairs: float, gap=(-0.15, 0.1), seed: int = 3):
+    return nuclei(
+        (256, 256),
+        pixel_size_nm=1.0,
+        radius_nm=(12, 14),
+        coverage=0.15,
+        elongation=(0.6, 0.8),
+        roughness=0.0,
+        texture=0.0,
+        brightness=(1, 1),
+        max_overlap=0.0,
+        pairs=pairs,
+        contact_gap=gap,
+        seed=seed,
+    )
+
+
+def test_sister_nuclei_are_pressed_together_without_a_seam():
+    """pairs=1: many more nuclei touch a neighbour than without sisters, the two of nearly the
+    same size; where sisters meet, the light is not added (as it is where nuclei lie on top
+    of each other) nor missing: the contact looks like the inside of a nucleus."""
+    lone = _flat_nuclei(0.0)
+    sisters = _flat_nuclei(1.0, gap=(-0.15, -0.1))  # always pressed: their outlines cross
+    touching = _touching_pairs(sisters.labels)
+    assert len(touching) >= 3 * max(1, len(_touching_pairs(lone.labels)))
+    areas = np.bincount(sisters.labels.ravel())
+    ratios = [areas[a] / areas[b] for a, b in touching]
+    assert np.median(ratios) == pytest.approx(1.0, abs=0.35)
+    contact = []
+    for a, b in touching:
+        band = ndimage.binary_dilation(sisters.labels == a, iterations=2) & (sisters.labels == b)
+        contact.append(
+            (float(np.median(sisters.density[band])), float(sisters.density[band].max()))
+        )
+    # Brightness 1, sisters 0.85–1.15 of it: at the contact the light stays at that level;
+    # nuclei lying on top of each other (and the rims of two outlines, summed) reach 1.5–2.
+    seamless = [0.8 < median and peak < 1.2 for median, peak in contact]
+    assert np.mean(seamless) >= 0.7
+
+
+def test_sisters_with_a_gap_touch_far_less_often():
+    spaced = _flat_nuclei(1.0, gap=(0.3, 0.4))
+    pressed = _flat_nuclei(1.0)
+    assert len(_touching_pairs(spaced.labels)) <= 0.4 * len(_touching_pairs(pressed.labels))
+
+
 def test_bright_nuclei_glow_and_clipping():
     base = dict(
         bright_probability=1.0,

@@ -32,6 +32,17 @@ class NucleiImageConfig(BaseModel):
         (0.25, 1.0), description="Per-nucleus brightness relative to the brightest."
     )
     max_overlap: float = Field(0.2, ge=0, lt=1)
+    pairs: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability that a nucleus has a sister pressed against it (daughter "
+        "nuclei: same size, shape, orientation and brightness within 15 %, no seam).",
+    )
+    contact_gap: tuple[float, float] = Field(
+        (-0.15, 0.1),
+        description="Gap between sisters relative to the short semi-axis (negative: pressed).",
+    )
     dome: tuple[float, float] = Field(
         (0.0, 1.0),
         description="0: flat nuclei (optical section); 1: intensity follows the ellipsoid's "
@@ -115,6 +126,8 @@ def nuclei_image(
         brightness=cfg.brightness,
         max_overlap=cfg.max_overlap,
         dome=draw(cfg.dome),
+        pairs=cfg.pairs,
+        contact_gap=cfg.contact_gap,
         seed=rng,
     )
     obj = spec.density.astype(np.float64) / max(float(spec.density.max()), 1e-12)

@@ -184,8 +184,12 @@ def _add_window(
     labels: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     label: int = 0,
+    occlude: bool = False,
 ) -> None:
-    """Add ``patch`` to ``canvas`` at (y0, x0), clipped; where ``mask``, write ``label``."""
+    """Add ``patch`` to ``canvas`` at (y0, x0), clipped; where ``mask``, write ``label``.
+    With ``occlude`` (needs ``labels``) the patch is left out where ``labels`` already holds an
+    object, and meets the anti-aliased rim of that object by the brighter of the two, not
+    their sum: it lies beside the object, not on top."""
     h, w = canvas.shape
     ys, xs = max(0, -y0), max(0, -x0)
     ye, xe = min(patch.shape[0], h - y0), min(patch.shape[1], w - x0)
@@ -193,9 +197,14 @@ def _add_window(
         return
     region = (slice(y0 + ys, y0 + ye), slice(x0 + xs, x0 + xe))
     part = patch[ys:ye, xs:xe]
-    canvas[region] += part
+    free = np.ones(part.shape, bool)
+    if occlude and labels is not None:
+        free = labels[region] == 0
+        canvas[region] = np.where(free, np.maximum(canvas[region], part), canvas[region])
+    else:
+        canvas[region] += part
     if labels is not None and mask is not None:
-        labels[region][mask[ys:ye, xs:xe]] = label
+        labels[region][mask[ys:ye, xs:xe] & free] = label
 
 
 def nuclei(
@@ -210,6 +219,8 @@ def nuclei(
     brightness: tuple[float, float] = (0.5, 1.0),
     max_overlap: float = 0.15,
     dome: float = 0.0,
+    pairs: float = 0.0,
+    contact_gap: tuple[float, float] = (-0.15, 0.1),
     seed: int | np.random.Generator | None = 0,
 ) -> Specimen:
     """Cell nuclei: textured irregular ellipses with instance labels, touching, rarely overlapping.
@@ -225,6 +236,13 @@ def nuclei(
     max_overlap : a new nucleus may overlap earlier ones by at most this fraction of its radius.
     dome : 0 gives flat nuclei (a thin optical section); 1 makes the intensity follow the
         thickness of an ellipsoid (widefield collects the whole depth), dimmer toward the edge.
+    pairs : probability that a nucleus gets a sister pressed against it: daughter nuclei after
+        division, of nearly the same size, shape, orientation and brightness, in contact on a
+        random side. They do not overlap as nuclei on top of each other would: the sister is
+        flattened where it meets the first (its light and label are left out there), so the
+        pair shows no bright or dark seam, only the notches of two outlines.
+    contact_gap : range of the sisters' gap along the line joining their centres, relative to
+        the smaller short semi-axis (negative: pressed together, the sister flattened).
     """
     rng = _rng(seed)
     h, w = shape
@@ -241,27 +259,70 @@ def nuclei(
         if any(np.hypot(cy - py, cx - px) < (1 - max_overlap) * (b + pr) for py, px, pr in placed):
             continue
         label += 1
-        patch, inside = _nucleus_patch(a, b, cy, cx, roughness, texture, rng, dome)
+        angle = rng.uniform(0, np.pi)
+        patch, inside = _nucleus_patch(a, b, cy, cx, roughness, texture, rng, dome, angle)
         y0, x0 = int(cy) - patch.shape[0] // 2, int(cx) - patch.shape[1] // 2
+        bright = rng.uniform(*brightness)
         # Later nuclei lie on top: their label wins where they overlap.
-        _add_window(
-            density,
-            y0,
-            x0,
-            patch * rng.uniform(*brightness),
-            labels=labels,
-            mask=inside >= 0.5,
-            label=label,
-        )
+        _add_window(density, y0, x0, patch * bright, labels=labels, mask=inside >= 0.5, label=label)
         placed.append((cy, cx, b))
         area += np.pi * a * b
+        if pairs > 0 and rng.random() < pairs:
+            sister = _sister((cy, cx, a, b, angle), contact_gap, rng)
+            sy, sx, sa, sb, s_angle = sister
+            # The sister must keep clear of every nucleus but the one it is pressed against.
+            if not any(
+                np.hypot(sy - py, sx - px) < (1 - max_overlap) * (sb + pr)
+                for py, px, pr in placed[:-1]
+            ):
+                label += 1
+                patch, inside = _nucleus_patch(
+                    sa, sb, sy, sx, roughness, texture, rng, dome, s_angle
+                )
+                y0, x0 = int(sy) - patch.shape[0] // 2, int(sx) - patch.shape[1] // 2
+                _add_window(
+                    density,
+                    y0,
+                    x0,
+                    patch * bright * rng.uniform(0.85, 1.15),
+                    labels=labels,
+                    mask=inside >= 0.5,
+                    label=label,
+                    occlude=True,
+                )
+                placed.append((sy, sx, sb))
+                area += np.pi * sa * sb
     return Specimen(density.astype(np.float32), pixel_size_nm, _relabel(labels))
 
 
+def _sister(
+    first: tuple[float, float, float, float, float],
+    gap: tuple[float, float],
+    rng: np.random.Generator,
+) -> tuple[float, float, float, float, float]:
+    """(cy, cx, a, b, angle) of a daughter nucleus in contact with ``first`` = (cy, cx, a, b,
+    angle): size within ±15 %, the same elongation within ±10 %, the same orientation within
+    ~15°, on a random side, its centre at the sum of the two outlines' radii along the line
+    joining the centres plus ``gap`` × the smaller short semi-axis."""
+    cy, cx, a, b, angle = first
+    a2 = a * rng.uniform(0.85, 1.15)
+    b2 = min(a2, a2 * (b / a) * rng.uniform(0.9, 1.1))
+    angle2 = angle + rng.normal(0.0, 0.25)
+    phi = rng.uniform(0, 2 * np.pi)
+
+    def radius(a_: float, b_: float, t: float) -> float:  # ellipse outline along direction t
+        return a_ * b_ / float(np.hypot(b_ * np.cos(t), a_ * np.sin(t)))
+
+    d = radius(a, b, phi - angle) + radius(a2, b2, phi - angle2)
+    d += rng.uniform(*gap) * min(b, b2)
+    return cy + d * np.sin(phi), cx + d * np.cos(phi), a2, b2, angle2
+
+
 def _nucleus_patch(
-    a, b, cy, cx, roughness, texture, rng, dome: float = 0.0
+    a, b, cy, cx, roughness, texture, rng, dome: float = 0.0, angle: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """An anti-aliased, textured nucleus on a square patch centred at the sub-pixel centre.
+    """An anti-aliased, textured nucleus on a square patch centred at the sub-pixel centre,
+    its long axis at ``angle`` (radians; drawn when None).
 
     Returns the intensity patch and the (anti-aliased) fraction of each pixel inside the shape.
     """
@@ -269,7 +330,8 @@ def _nucleus_patch(
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float64)
     yy -= cy - int(cy)
     xx -= cx - int(cx)
-    angle = rng.uniform(0, np.pi)
+    if angle is None:
+        angle = rng.uniform(0, np.pi)
     u = xx * np.cos(angle) + yy * np.sin(angle)
     v = -xx * np.sin(angle) + yy * np.cos(angle)
     phi = np.arctan2(v, u)
