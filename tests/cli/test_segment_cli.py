@@ -69,11 +69,12 @@ def test_fine_tune_from_the_bundled_model_on_pairs(cli, nuclei_dir, tmp_path):
         "nuclei-fluo",
         "-o",
         tmp_path / "tuned",
-        "--max-time",
-        "15",
+        "--steps",
+        "50",
         "-q",
     )
     assert r.code == 0, r
+    assert json.loads((tmp_path / "tuned" / "metrics.json").read_text())["steps"] == 50
     r = cli(
         "segment",
         nuclei_dir / "images" / "n1.tif",

@@ -439,6 +439,13 @@ def segment(
     max_time: float = typer.Option(
         600.0, "--max-time", min=1.0, help="Training time budget in seconds."
     ),
+    steps: int = typer.Option(
+        None,
+        "--steps",
+        min=1,
+        help="Train this many batches instead of a time budget (rounded up to whole epochs "
+        "of 50): the same seed then gives the same model on a busy or an idle machine.",
+    ),
     resume: bool = _RESUME,
     overwrite: bool = _OVERWRITE,
     seed: int = _SMLM_SEED,
@@ -459,12 +466,16 @@ def segment(
     else:
         base = SegmenterConfig()
         model = None
+    per_epoch = base.training.steps_per_epoch
+    budget = (
+        {"max_time_s": None, "max_epochs": -(-steps // per_epoch)}
+        if steps
+        else {"max_time_s": max_time, "max_epochs": 100_000}
+    )
     config = base.model_copy(
         update={
             "name": output.name,
-            "training": base.training.model_copy(
-                update={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
-            ),
+            "training": base.training.model_copy(update={**budget, "seed": seed}),
             "real_fraction": 0.5 if pairs else 0.0,
             "training_data": {
                 "simulated": "abbe.simulate.cells.nuclei_image",
