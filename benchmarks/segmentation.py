@@ -5,11 +5,12 @@ et al. 2009 (ISBI) U2OS "gnf" and NIH3T3 "ic100" Hoechst images, 4 each (~1030×
 only). Methods, all on the same images:
 - abbe ``nuclei-fluo``: the bundled model, trained on simulated nuclei only; images rescaled to
   its nucleus size by its own size estimate (no per-dataset setting); its post-processing
-  (watershed, then dropping objects with < 35 % of the median object's contrast) is stored in
-  the model. Caveat: a few simulation and post-processing settings were compared on these
-  images while the model was built, and the simulation's glow around bright nuclei and dome
-  profile were added after reading its failures here (see scripts/train_nuclei_fluo.py), so
-  these images are not strictly held-out;
+  (watershed, joining touching pieces whose union is convex, then dropping objects with < 35 %
+  of the median object's contrast) is stored in the model. Caveat: a few simulation, training
+  and post-processing settings were compared on these images while the model was built, and
+  the simulation's glow around bright nuclei, dome profile and sister nuclei were added after
+  reading its failures here (see scripts/train_nuclei_fluo.py), so these images are not
+  strictly held-out;
 - the same with ``--tta`` (maps averaged over the 8 rotations/mirror images; a user option,
   8× the time);
 - abbe fine-tuned on the DSB sample alone: ``nuclei-fluo`` trained further on the left half of

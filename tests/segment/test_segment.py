@@ -9,10 +9,18 @@ from scipy import ndimage
 
 from abbe.errors import InputError
 from abbe.metrics.segmentation import score_labels
-from abbe.segment import Segmenter, drop_faint, estimate_radius, postprocess
-from abbe.segment.model import segmentation_targets
+from abbe.nn import UNetConfig
+from abbe.segment import Segmenter, SegmenterConfig, drop_faint, estimate_radius, postprocess
+from abbe.segment.model import (
+    contact_map,
+    contact_weights,
+    merge_convex,
+    segmentation_loss,
+    segmentation_targets,
+)
 from abbe.simulate.cells import NucleiImageConfig, nuclei_image
 from abbe.simulate.specimens import nuclei
+from abbe.train import TrainingConfig
 
 
 def disks(radius: float, shape=(200, 200), centres=((50, 50), (50, 130), (140, 90))):
@@ -157,6 +165,51 @@ def test_targets_give_distance_one_at_each_centre():
     assert y[1][50, 50] == pytest.approx(1.0, abs=0.1)
 
 
+def test_contact_weights_peak_where_nuclei_touch_and_nowhere_else():
+    # Disks 1 and 2 touch at x = 90 (radius 12, centres 24 apart); disk 3 lies alone.
+    lab = disks(12, centres=((50, 78), (50, 102), (140, 90)))
+    lab[lab == 2] = np.where(np.mgrid[:200, :200][1] < 90, 1, 2)[lab == 2]
+    w = contact_weights(lab, 10.0, 3.0)
+    assert w[50, 89] == pytest.approx(1 + 10 * np.exp(-1 / 18), abs=0.05)  # 1 px from 2
+    assert w[50, 96] == pytest.approx(1 + 10 * np.exp(-(7**2) / 18), abs=0.05)  # 7 px from 1
+    assert w[50, 60] == pytest.approx(1.0, abs=0.01)  # the far side of disk 1
+    assert np.allclose(w[lab == 3], 1.0, atol=1e-3) and np.allclose(w[120:, :], 1.0, atol=1e-3)
+    assert np.array_equal(contact_weights(lab, 0.0, 3.0), np.ones(lab.shape, np.float32))
+
+
+def test_segmentation_loss_weights_pixels_and_equal_weights_change_nothing():
+    torch = pytest.importorskip("torch")
+    gen = torch.Generator().manual_seed(0)
+    out = torch.randn(2, 2, 16, 16, generator=gen)
+    y = torch.rand(2, 2, 16, 16, generator=gen).round()
+    plain = segmentation_loss(out, y, torch.zeros(0))
+    assert float(segmentation_loss(out, y, torch.full((2, 16, 16), 3.0))) == pytest.approx(
+        float(plain), rel=1e-6
+    )
+    only_first = torch.zeros(2, 16, 16)
+    only_first[0] = 1.0
+    assert float(segmentation_loss(out, y, only_first)) == pytest.approx(
+        float(segmentation_loss(out[:1], y[:1], torch.zeros(0))), rel=1e-6
+    )
+
+
+def test_merge_convex_joins_a_cut_disk_but_not_two_disks_that_touch():
+    # A disk of radius 20 cut in two by a vertical line: the union is the disk, solidity 1.
+    cut = disks(20, centres=((50, 50),))
+    cut[(cut == 1) & (np.mgrid[:200, :200][1] >= 50)] = 2
+    # Two disks of radius 12, centres 22 px apart, meet at a waist: union over convex hull
+    # (two half disks and a 24 × 22 rectangle) is 0.91 for the continuous shapes.
+    pair = disks(12, centres=((140, 78), (140, 100)))
+    lab = np.where(pair > 0, pair + 2, cut)
+    merged = merge_convex(lab, 0.95)
+    assert merged.max() == 3  # the cut disk is one object again, the pair stays two
+    assert len(np.unique(merged[cut > 0])) == 1
+    assert len(np.unique(merged[pair > 0])) == 2
+    assert merge_convex(lab, 0.80).max() == 2  # a low threshold joins the pair as well
+    with pytest.raises(ValueError, match="2D"):
+        merge_convex(lab[None], 0.9)
+
+
 def test_watershed_recovers_touching_nuclei_from_perfect_maps():
     sim = nuclei_image((256, 256), NucleiImageConfig(coverage=(0.5, 0.5)), seed=8)
     y = segmentation_targets(sim.labels)
@@ -296,3 +349,33 @@ def test_augmented_maps_turn_with_the_image(bundled):
     np.testing.assert_allclose(fg_m, fg[:, ::-1], atol=1e-4)
     plain, _ = bundled.predict_maps(np.rot90(image))
     assert np.abs(plain - np.rot90(bundled.predict_maps(image)[0])).max() > 1e-3
+
+
+def test_contact_map_marks_where_two_nuclei_meet_and_narrow_gaps():
+    # Disks 1 and 2 share the line x = 90; disk 3 lies 6 px from disk 2's edge, disk 4 alone.
+    lab = disks(12, centres=((50, 78), (50, 102), (140, 90), (50, 126)))
+    lab[lab == 2] = np.where(np.mgrid[:200, :200][1] < 90, 1, 2)[lab == 2]
+    lab[(lab == 4) & (np.mgrid[:200, :200][1] < 120)] = 0  # 6-px gap between 2 and 4 at y=50
+    c = contact_map(lab, 2.0)
+    assert c[50, 88:92].all() and not c[50, 86] and not c[50, 93]  # ±2 px about the contact
+    assert not c[lab == 3].any()  # alone: no contact
+    assert not c[50, 117]  # a 6-px gap is wider than 2 × 2 px
+    assert contact_map(lab, 4.0)[50, 117]  # but 4 px from disk 2 (x ≤ 113) and 3 from disk 4
+    y = segmentation_targets(lab, contact_px=2.0)
+    assert y.shape == (3, 200, 200) and np.array_equal(y[2], c)
+
+
+def test_three_output_config_trains_and_predicts_with_contacts(tmp_path):
+    cfg = SegmenterConfig(
+        contact_weight=3.0,
+        typical_radius_px=10.0,  # skips measuring the simulations
+        network=UNetConfig(in_channels=1, out_channels=3, width=8, depth=2, residual=False),
+        training=TrainingConfig(
+            patch_size=64, batch_size=2, steps_per_epoch=2, max_epochs=1, seed=0
+        ),
+    )
+    model = Segmenter(cfg).fit(work_dir=tmp_path)
+    fg, dist = model.predict_maps(nuclei_image((96, 96), seed=2).image)
+    assert fg.shape == dist.shape == (96, 96) and 0 <= dist.min() and dist.max() <= 1
+    with pytest.raises(ValueError, match="out_channels"):
+        SegmenterConfig(network=UNetConfig(in_channels=1, out_channels=4))

@@ -1,13 +1,26 @@
-"""Instance segmentation of nuclei: a U-Net predicts foreground and a normalized distance map, a
-seeded watershed turns them into labels. Trained on simulations (:mod:`abbe.simulate.cells`) or on
-a user's image/label pairs, and fine-tuned from a bundled model."""
+"""Instance segmentation of nuclei: a U-Net predicts foreground and a normalized distance map
+(optionally a contact map), a seeded watershed turns them into labels, and touching pieces whose
+union is convex are joined. Trained on simulations (:mod:`abbe.simulate.cells`) or on a user's
+image/label pairs, and fine-tuned from a bundled model."""
 
 from abbe.segment.model import (
     Segmenter,
     SegmenterConfig,
+    contact_map,
     drop_faint,
     estimate_radius,
+    merge_convex,
     postprocess,
+    touching_solidities,
 )
 
-__all__ = ["Segmenter", "SegmenterConfig", "drop_faint", "estimate_radius", "postprocess"]
+__all__ = [
+    "Segmenter",
+    "SegmenterConfig",
+    "contact_map",
+    "drop_faint",
+    "estimate_radius",
+    "merge_convex",
+    "postprocess",
+    "touching_solidities",
+]
