@@ -51,6 +51,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "src" / "abbe" / "models" / "weights" / "nuclei-fluo"
@@ -110,7 +111,6 @@ def build_config(args: argparse.Namespace):
                     "max_time_s": None,
                     "max_epochs": max(1, args.steps // base.training.steps_per_epoch),
                     "seed": args.seed,
-                    "threads": args.threads,
                 }
             ),
             "training_data": {
@@ -145,6 +145,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (the shipped model: 1)")
     args = ap.parse_args()
     cfg = build_config(args)
+    # Set here, not in the model's training config, so that fine-tuning the model on a user's
+    # machine uses all its cores.
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as work:
         model = Segmenter(cfg).fit(work_dir=work, quiet=False)
     model.metrics["validation"] = validate(model)

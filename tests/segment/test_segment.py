@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from abbe.errors import InputError
@@ -178,7 +179,6 @@ def test_contact_weights_peak_where_nuclei_touch_and_nowhere_else():
 
 
 def test_segmentation_loss_weights_pixels_and_equal_weights_change_nothing():
-    torch = pytest.importorskip("torch")
     gen = torch.Generator().manual_seed(0)
     out = torch.randn(2, 2, 16, 16, generator=gen)
     y = torch.rand(2, 2, 16, 16, generator=gen).round()
@@ -282,6 +282,23 @@ def test_faint_objects_are_dropped_but_dim_nuclei_kept():
     assert drop_faint(image, lab, 0.0).max() == 4
 
 
+def test_many_small_false_objects_cannot_outvote_the_nuclei():
+    # 3 nuclei (radius 12, contrast 100) and 8 noise blobs (radius 3, contrast 10): by count
+    # the blobs are the median object, by area the nuclei are (3 × 452 px against 8 × 29).
+    centres = (
+        (40, 40),
+        (40, 120),
+        (120, 40),
+        *((160 + 12 * (k // 4), 100 + 20 * (k % 4)) for k in range(8)),
+    )
+    lab = disks(12, centres=centres[:3])
+    small = disks(3, centres=centres[3:])
+    lab = np.where(small > 0, small + 3, lab)
+    image = np.where(lab > 3, 20.0, np.where(lab > 0, 110.0, 10.0))
+    kept = drop_faint(image, lab, 0.35)  # threshold 10 + 0.35 × 100 = 45
+    assert kept.max() == 3 and (kept[lab > 3] == 0).all()
+
+
 def test_stack_segmentation_joins_planes_into_3d_nuclei(tmp_path, cli):
     """nuclei-fluo on a simulated stack of ellipsoidal nuclei: planes segmented, then stitched
     across Z into 3D objects: every nucleus found once (AP@0.5 in 3D ≥ 0.9), where labelling
@@ -371,10 +388,12 @@ def test_three_output_config_trains_and_predicts_with_contacts(tmp_path):
         typical_radius_px=10.0,  # skips measuring the simulations
         network=UNetConfig(in_channels=1, out_channels=3, width=8, depth=2, residual=False),
         training=TrainingConfig(
-            patch_size=64, batch_size=2, steps_per_epoch=2, max_epochs=1, seed=0
+            patch_size=64, batch_size=2, steps_per_epoch=2, max_epochs=1, seed=0, threads=1
         ),
     )
+    threads = torch.get_num_threads()
     model = Segmenter(cfg).fit(work_dir=tmp_path)
+    assert torch.get_num_threads() == threads  # training on 1 thread leaves prediction alone
     fg, dist = model.predict_maps(nuclei_image((96, 96), seed=2).image)
     assert fg.shape == dist.shape == (96, 96) and 0 <= dist.min() and dist.max() <= 1
     with pytest.raises(ValueError, match="out_channels"):

@@ -8,12 +8,13 @@ batches, and GPU or multi-GPU (DDP) training through Lightning when a GPU is pre
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -406,8 +407,6 @@ def fit(
     last = ckpt_dir / LAST
     if resume and not last.exists():
         raise InputError("no checkpoint to resume from; start without --resume", ckpt_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     total_steps = cfg.max_epochs * cfg.steps_per_epoch
     if datasets is not None:
         train_data, val_data = datasets
@@ -448,7 +447,7 @@ def fit(
         task: RestorationTask = GANTask(network, cfg, loss_fn, discriminator, adversarial_weight)
     else:
         task = RestorationTask(network, cfg, loss_fn)
-    with _quiet_lightning():
+    with _quiet_lightning(), _torch_threads(cfg.threads):
         trainer = L.Trainer(
             accelerator=cfg.accelerator,
             devices=cfg.devices,
@@ -487,6 +486,19 @@ def fit(
         stopped_by=stopped_by,
         resumed=resume,
     )
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Train on ``threads`` CPU threads, then give the process back the count it had (a model
+    that trains on one thread must not leave later prediction on one)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _loader(dataset: PatchBatches) -> torch.utils.data.DataLoader:
