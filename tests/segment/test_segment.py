@@ -16,6 +16,7 @@ from abbe.segment.model import (
     contact_map,
     contact_weights,
     merge_convex,
+    normalize_image,
     segmentation_loss,
     segmentation_targets,
 )
@@ -327,6 +328,20 @@ def test_stack_segmentation_joins_planes_into_3d_nuclei(tmp_path, cli):
     assert r.code == 0, r
     out, meta = io.read(tmp_path / "labels.tif")
     assert out.shape == sim.image.shape and meta.axes == "ZYX"
+
+
+def test_planes_without_nuclei_stay_empty_on_the_stack_s_intensity_scale():
+    # Planes 0–3 of a stack hold only noise around a mean of 5 photons; the nuclei plane below
+    # reaches 100. On its own scale a noise plane is stretched to full range, on the stack's
+    # it stays dark.
+    rng = np.random.default_rng(0)
+    sim = nuclei_image((128, 128), seed=4)
+    plane = sim.image / sim.image.max() * 100
+    stack = np.stack([rng.poisson(5.0, (128, 128)).astype(np.float32)] * 4 + [plane])
+    levels = tuple(np.percentile(stack, (1.0, 99.0)))
+    # the noise peaks near 15 photons; the stack spans about 1 to 65 (its 1st and 99th percentiles)
+    assert normalize_image(stack[0], (1.0, 99.0), levels).max() < 0.3
+    assert normalize_image(stack[0], (1.0, 99.0)).max() > 1.0
 
 
 def test_stitch_planes_continues_overlapping_objects():

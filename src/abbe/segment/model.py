@@ -109,10 +109,15 @@ class SegmenterConfig(BaseModel):
 
 
 # ------------------------------------------------------------------------------ inputs, targets
-def normalize_image(image: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
-    """Percentile normalization (low → 0, high → 1), robust to a few hot pixels."""
+def normalize_image(
+    image: np.ndarray,
+    percentiles: tuple[float, float],
+    levels: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Percentile normalization (low → 0, high → 1), robust to a few hot pixels; ``levels``
+    gives the two values directly (e.g. a whole stack's percentiles for one of its planes)."""
     x = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(x, percentiles)
+    lo, hi = levels if levels is not None else np.percentile(x, percentiles)
     return ((x - lo) / max(float(hi - lo), 1e-6)).astype(np.float32)
 
 
@@ -526,7 +531,12 @@ class Segmenter:
         return ndimage.zoom(img, zoom, order=1), ndimage.zoom(lab, zoom, order=0).astype(np.int32)
 
     def predict_maps(
-        self, image: np.ndarray, *, tile: int | None = None, tta: bool = False
+        self,
+        image: np.ndarray,
+        *,
+        tile: int | None = None,
+        tta: bool = False,
+        levels: tuple[float, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Foreground probability and normalized distance (Y, X) of an already scaled image.
 
@@ -540,20 +550,22 @@ class Segmenter:
         less on the orientation of each nucleus).
         """
         if not tta:
-            return self._maps_once(image, tile)
+            return self._maps_once(image, tile, levels)
         fg_sum = dist_sum = None
         for k in range(8):
             view = _dihedral(image, k)
-            fg, dist = (_dihedral(a, k, inverse=True) for a in self._maps_once(view, tile))
+            fg, dist = (_dihedral(a, k, inverse=True) for a in self._maps_once(view, tile, levels))
             fg_sum = fg if fg_sum is None else fg_sum + fg
             dist_sum = dist if dist_sum is None else dist_sum + dist
         return fg_sum / 8, dist_sum / 8
 
-    def _maps_once(self, image: np.ndarray, tile: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def _maps_once(
+        self, image: np.ndarray, tile: int | None, levels: tuple[float, float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         from abbe.predict import auto_tile, predict_tiled
 
         cfg = self.config
-        x = np.ascontiguousarray(normalize_image(image, cfg.percentiles)[None])
+        x = np.ascontiguousarray(normalize_image(image, cfg.percentiles, levels)[None])
         net = self.network.eval()
         multiple = cfg.network.multiple
         margin = (cfg.network.receptive_radius,) * 2
@@ -601,12 +613,14 @@ class Segmenter:
         diameter_px: float | None = None,
         scale: float | None = None,
         tta: bool = False,
+        levels: tuple[float, float] | None = None,
     ) -> np.ndarray:
         """Instance labels (int32, 0 = background) of a 2D image (Y, X).
 
         ``diameter_px`` gives the nuclei's typical inscribed diameter instead of measuring it;
         ``scale`` gives the zoom directly (1: no rescaling); ``tta`` averages the network's
-        maps over the image's 8 rotations and mirror images (see :meth:`predict_maps`).
+        maps over the image's 8 rotations and mirror images (see :meth:`predict_maps`);
+        ``levels`` are the intensities mapped to 0 and 1 (default: the image's percentiles).
         """
         img = np.asarray(image, dtype=np.float32)
         if img.ndim != 2:
@@ -615,7 +629,7 @@ class Segmenter:
             raise InputError("the image holds NaN or infinite values")
         zoom = scale if scale is not None else self.scale_for(img, diameter_px)
         work = ndimage.zoom(img, zoom, order=1) if abs(zoom - 1) > 0.05 else img
-        fg, dist = self.predict_maps(work, tta=tta)
+        fg, dist = self.predict_maps(work, tta=tta, levels=levels)
         if work is not img:
             fg = _resize(fg, img.shape)
             dist = _resize(dist, img.shape)
@@ -654,7 +668,10 @@ class Segmenter:
         if vol.ndim != 3:
             raise InputError(f"3D segmentation takes a stack (Z, Y, X), got shape {vol.shape}")
         zoom = self.scale_for(vol.max(axis=0), diameter_px)
-        planes = [self.predict(plane, scale=zoom, tta=tta) for plane in vol]
+        # One intensity scale for the whole stack: a plane above or below the nuclei, normalized
+        # on its own, would stretch its noise and out-of-focus light into false nuclei.
+        levels = tuple(float(v) for v in np.percentile(vol, self.config.percentiles))
+        planes = [self.predict(plane, scale=zoom, tta=tta, levels=levels) for plane in vol]
         out = stitch_planes(planes, min_overlap)
         if vol.shape[0] > min_planes:
             out = _drop_thin(out, min_planes)
