@@ -68,7 +68,8 @@ class SegmenterConfig(BaseModel):
         ge=0,
         lt=1,
         description="Objects whose mean intensity rises above the background by less than "
-        "this fraction of the median object's rise are dropped (0: keep all).",
+        "this fraction of the typical (area-weighted median) object's rise are dropped "
+        "(0: keep all).",
     )
     merge_solidity: float | None = Field(
         None,
@@ -321,6 +322,13 @@ def _solidity(mask: np.ndarray) -> float:
     return float(mask.sum()) / max(float(hull.sum()), 1.0)
 
 
+def _union_box(p: tuple[slice, ...], q: tuple[slice, ...]) -> tuple[slice, ...]:
+    """The bounding box of two bounding boxes."""
+    return tuple(
+        slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(p, q, strict=True)
+    )
+
+
 def merge_convex(labels: np.ndarray, min_solidity: float) -> np.ndarray:
     """Join touching instances of a 2D label image while their union is nearly convex.
 
@@ -349,13 +357,9 @@ def merge_convex(labels: np.ndarray, min_solidity: float) -> np.ndarray:
         neighbours[a].add(b)
         neighbours[b].add(a)
 
-    def union(a: int, b: int) -> tuple[tuple[slice, ...], float]:
-        box = tuple(
-            slice(min(p.start, q.start), max(p.stop, q.stop))
-            for p, q in zip(boxes[a], boxes[b], strict=True)
-        )
-        window = lab[box]
-        return box, _solidity((window == a) | (window == b))
+    def union_solidity(a: int, b: int) -> float:
+        window = lab[_union_box(boxes[a], boxes[b])]
+        return _solidity((window == a) | (window == b))
 
     # Heap entries carry the two objects' versions: an entry made before either was joined
     # to a third object describes a union that no longer exists and is skipped.
@@ -364,7 +368,7 @@ def merge_convex(labels: np.ndarray, min_solidity: float) -> np.ndarray:
 
     def push(a: int, b: int) -> None:
         a, b = min(a, b), max(a, b)
-        if (s := union(a, b)[1]) >= min_solidity:
+        if (s := union_solidity(a, b)) >= min_solidity:
             heapq.heappush(heap, (-s, a, b, version[a], version[b]))
 
     for a, bs in neighbours.items():
@@ -375,7 +379,7 @@ def merge_convex(labels: np.ndarray, min_solidity: float) -> np.ndarray:
         _, a, b, va, vb = heapq.heappop(heap)
         if a not in boxes or b not in boxes or (va, vb) != (version[a], version[b]):
             continue
-        box, _ = union(a, b)
+        box = _union_box(boxes[a], boxes[b])
         lab[box][lab[box] == b] = a
         boxes[a] = box
         del boxes[b]
@@ -393,10 +397,7 @@ def touching_solidities(labels: np.ndarray) -> np.ndarray:
     boxes = ndimage.find_objects(lab)
     out = []
     for a, b in sorted(_touching_pairs(lab)):
-        box = tuple(
-            slice(min(p.start, q.start), max(p.stop, q.stop))
-            for p, q in zip(boxes[a - 1], boxes[b - 1], strict=True)
-        )
+        box = _union_box(boxes[a - 1], boxes[b - 1])
         out.append(_solidity((lab[box] == a) | (lab[box] == b)))
     return np.asarray(out, dtype=np.float64)
 
