@@ -42,10 +42,15 @@ def validate(model: type[BaseModel], data: dict[str, Any], path: Path | str) -> 
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"setting {where}: {first['msg']}{more}", path) from None
+        raise ConfigError(validation_message(exc), path) from None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """The first validation error as one line: the setting's dotted name and what is wrong."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"setting {where}: {first['msg']}{more}"
 
 
 def write_config(folder: Path, config: BaseModel) -> None:

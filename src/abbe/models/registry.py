@@ -1,14 +1,43 @@
-"""Bundled models (small safetensors files shipped in the package) and loading by name."""
+"""One registry of learned methods (method name → model class, imported on first use), the
+bundled models, and loading any model folder by the ``method`` in its ``config.yaml``.
+
+Adding a method is one line in :data:`METHODS`; ``abbe.models.load``, ``abbe models``, the
+contract test and export then know it.
+"""
 
 from __future__ import annotations
 
+import importlib
+import json
 from pathlib import Path
 from typing import Any
 
-from abbe.errors import ModelError
+from abbe.errors import ConfigError, ModelError
 from abbe.models import folder as mf
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
+
+#: method name → "module:Class". Classes are imported only when a model of that method is used.
+METHODS: dict[str, str] = {
+    "care": "abbe.restore.care:CARE",
+    "n2v": "abbe.restore.n2v:N2V",
+    "superres": "abbe.restore.superres:SuperResolution",
+    "segment": "abbe.segment.model:Segmenter",
+    "classify": "abbe.classify.model:Classifier",
+    "localizer": "abbe.localize.learned:Localizer",
+    "deepstorm": "abbe.localize.deepstorm:DeepStorm",
+}
+
+LEGACY_CONFIG = "config.json"  # SMLM models written before the model contract
+
+
+def model_class(method: str) -> Any:
+    """The model class registered for ``method``."""
+    if method not in METHODS:
+        known = ", ".join(sorted(METHODS))
+        raise ModelError(f"unknown method {method!r}; abbe knows {known}")
+    module, name = METHODS[method].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _bundled() -> dict[str, Path]:
@@ -29,40 +58,84 @@ def resolve(name_or_path: str | Path) -> Path:
     raise ModelError(f"is neither a bundled model ({names}) nor a model folder", name_or_path)
 
 
-def load(name_or_path: str | Path) -> Any:
-    """Load a bundled model by name or a trained model from its folder."""
-    folder = resolve(name_or_path)
-    config = mf.read_yaml(folder / mf.CONFIG) if (folder / mf.CONFIG).exists() else {}
-    method = config.get("method")
-    if method in ("care", "n2v", "superres"):
-        from abbe.restore.model import RestorationModel
-
-        return RestorationModel.load(folder)
-    if method == "classify":
-        from abbe.classify import Classifier
-
-        return Classifier.load(folder)
-    if method == "segment":
-        from abbe.segment import Segmenter
-
-        return Segmenter.load(folder)
-    raise ModelError(f"unknown or missing method {method!r} in config.yaml", folder)
+def is_model_folder(folder: Path) -> bool:
+    return (folder / mf.CONFIG).is_file() or (folder / LEGACY_CONFIG).is_file()
 
 
-def available() -> list[dict[str, Any]]:
-    """Name, method, description, training data and validation scores of each bundled model."""
-    rows = []
-    for name, folder in _bundled().items():
-        config = mf.read_yaml(folder / mf.CONFIG)
-        rows.append(
-            {
-                "name": name,
-                "method": config.get("method"),
-                "axes": config.get("axes"),
-                "description": config.get("description", ""),
-                "training_data": config.get("training_data", {}),
-                "metrics": mf.read_metrics(folder),
-                "size_kb": round((folder / mf.WEIGHTS).stat().st_size / 1024, 1),
-            }
+def read_settings(folder: Path) -> tuple[dict[str, Any], Path]:
+    """A model folder's settings and the file they came from.
+
+    ``config.yaml`` with ``method``; folders of learned SMLM models written before the model
+    contract (``config.json`` with ``kind``) read as the same settings, ``kind`` becoming
+    ``method`` and the settings added since given their values of that time.
+    """
+    folder = Path(folder)
+    path = folder / mf.CONFIG
+    if path.is_file():
+        return mf.read_yaml(path), path
+    legacy = folder / LEGACY_CONFIG
+    if legacy.is_file():
+        try:
+            data = json.loads(legacy.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"not valid JSON ({exc})", legacy) from None
+        if not isinstance(data, dict) or "kind" not in data:
+            raise ModelError("config.json names no model kind; not an abbe model", folder)
+        data["method"] = data.pop("kind")
+        if data["method"] == "localizer":
+            data.setdefault("reach", 0)  # saved before neighbours learned offsets
+        return data, legacy
+    if folder.is_dir() and (folder / "checkpoints").is_dir():
+        raise ModelError(
+            "holds training checkpoints but no finished model (training was interrupted); "
+            "resume it with the same 'abbe train … -o' command and --resume",
+            folder,
         )
-    return rows
+    raise ModelError("is not an abbe model folder (no config.yaml)", folder)
+
+
+def load(name_or_path: str | Path) -> Any:
+    """Load a bundled model by name or a trained model from its folder, whatever its method.
+
+    Examples
+    --------
+    >>> model = abbe.models.load("denoise-widefield")  # doctest: +SKIP
+    >>> model.predict(image, axes="YX")  # doctest: +SKIP
+    """
+    folder = resolve(name_or_path)
+    data, path = read_settings(folder)
+    method = data.get("method")
+    if method not in METHODS:
+        raise ModelError(f"unknown or missing method {method!r} in {path.name}", folder)
+    return model_class(method).load(folder)
+
+
+def describe(name: str, folder: Path) -> dict[str, Any]:
+    """Name, method, axes, description, training data, scores and size of a model folder."""
+    data, _ = read_settings(folder)
+    weights = folder / mf.WEIGHTS
+    return {
+        "name": name,
+        "method": data.get("method"),
+        "axes": data.get("axes") if data.get("method") != "classify" else None,
+        "description": data.get("description", ""),
+        "training_data": data.get("training_data", {}),
+        "metrics": mf.read_metrics(folder),
+        "size_kb": round(weights.stat().st_size / 1024, 1) if weights.exists() else 0.0,
+        "path": str(folder),
+    }
+
+
+def available(folder: str | Path | None = None) -> list[dict[str, Any]]:
+    """The bundled models (or the models in ``folder``: itself, or the model folders inside
+    it), each described by :func:`describe`."""
+    if folder is None:
+        return [describe(name, path) for name, path in _bundled().items()]
+    root = Path(folder)
+    if not root.is_dir():
+        raise ModelError("is not a folder", root)
+    if is_model_folder(root):
+        return [describe(root.name, root)]
+    return [
+        describe(p.name, p) for p in sorted(root.iterdir()) if p.is_dir() and is_model_folder(p)
+    ]

@@ -25,6 +25,8 @@ class CARE(RestorationModel):
     >>> restored = care.predict(image, axes="YX")                                # doctest: +SKIP
     """
 
+    method = "care"
+
     def __init__(self, config: RestorationConfig | None = None) -> None:
         super().__init__(config or RestorationConfig(method="care"))
 

@@ -12,29 +12,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from abbe import __version__
 from abbe.data.normalize import PercentileNorm, denormalize, normalize, percentile_range
 from abbe.data.patches import N2VMasking
 from abbe.errors import InputError, ModelError, OutputExistsError
 from abbe.io.meta import check_axes
 from abbe.models import folder as mf
+from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig, resolve_device, torch_threads
 from abbe.nn.unet import UNetConfig
 from abbe.train.config import TrainingConfig
 
-DEFAULT_MEMORY_MB = 1024
 
-
-class RestorationConfig(BaseModel):
+class RestorationConfig(ModelConfig):
     """Everything needed to rebuild, use and retrain a restoration model (``config.yaml``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1] = 1
     method: Literal["care", "n2v"] = "care"
-    name: str = ""
-    description: str = ""
     axes: Literal["YX", "ZYX"] = "YX"
     # On a CPU time budget a thin, deep U-Net wins: it takes more steps (benchmarks/denoise.py).
     network: UNetConfig = UNetConfig(width=16, depth=3)
@@ -49,12 +43,10 @@ class RestorationConfig(BaseModel):
     uncertainty_floor: float = Field(
         0.0, ge=0, description="Calibrated error floor, in fractions of the normalized range."
     )
-    abbe_version: str = __version__
 
     def with_training(self, **changes: Any) -> RestorationConfig:
         """A copy with some training settings changed (validated)."""
-        training = TrainingConfig.model_validate({**self.training.model_dump(), **changes})
-        return self.model_copy(update={"training": training})
+        return self.updated(training=changes)
 
     @model_validator(mode="after")
     def _consistent(self) -> RestorationConfig:
@@ -68,15 +60,7 @@ class RestorationConfig(BaseModel):
         return self
 
 
-def _resolve_device(device: str | None) -> Any:
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-class RestorationModel:
+class RestorationModel(Model):
     """A U-Net restoration model with its percentile normalization.
 
     Parameters
@@ -84,27 +68,15 @@ class RestorationModel:
     config : the model's configuration (architecture, normalization, training).
     """
 
-    config_class: type[RestorationConfig] = RestorationConfig
+    config_class = RestorationConfig
 
     def __init__(self, config: RestorationConfig | None = None) -> None:
-        self.config = config or self.config_class()
-        self._network = None
-        self.metrics: dict[str, Any] = {}
-        self.history: list[dict[str, float]] = []
-        self.folder: Path | None = None
+        super().__init__(config)
 
-    # ------------------------------------------------------------------ network
-    @property
-    def network(self) -> Any:
-        if self._network is None:
-            from abbe.nn.unet import UNet
+    def build_network(self) -> Any:
+        from abbe.nn.unet import UNet
 
-            self._network = UNet(self.config.network)
-        return self._network
-
-    @network.setter
-    def network(self, value: Any) -> None:
-        self._network = value
+        return UNet(self.config.network)
 
     def training_extras(self) -> dict[str, Any]:
         """Extra arguments of the training engine (loss, discriminator) for this kind of model."""
@@ -130,6 +102,7 @@ class RestorationModel:
         tile: int | str | None = "auto",
         memory_mb: float = DEFAULT_MEMORY_MB,
         device: str | None = "auto",
+        threads: int | None = None,
         out: Any | None = None,
         progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None,
         uncertainty: bool | str = False,
@@ -146,6 +119,7 @@ class RestorationModel:
         tile : ``"auto"`` (from ``memory_mb``), a core edge in pixels, or None (one window).
         memory_mb : memory budget for one window's activations.
         device : ``auto`` (CUDA when present), ``cpu``, ``cuda``, …
+        threads : CPU threads (default: as set for the process).
         out : array to write into (e.g. a zarr array for images larger than memory).
         progress : wraps the tile iterator, e.g. with a progress bar.
         uncertainty : also return a per-pixel standard deviation (calibrated; probabilistic
@@ -162,7 +136,6 @@ class RestorationModel:
         import torch
 
         from abbe.nn.unet import fuse_batch_norm
-        from abbe.predict.tiling import auto_tile, predict_tiled
 
         axes = check_axes(axes, image.ndim)
         spatial = self.config.axes
@@ -175,7 +148,7 @@ class RestorationModel:
         if not set(spatial) <= set(axes):
             raise InputError(f"a {spatial} model needs an image with axes {spatial}; got {axes}")
         net_cfg = self.config.network
-        dev = _resolve_device(device)
+        dev = resolve_device(device)
         net = fuse_batch_norm(_copy_network(self.network)).to(dev).eval()
         memory_format = torch.channels_last if net_cfg.dims == 2 else torch.contiguous_format
         net = net.to(memory_format=memory_format)
@@ -193,20 +166,7 @@ class RestorationModel:
             out = np.empty(out_shape, dtype=np.float32)
         if want and out_uncertainty is None:
             out_uncertainty = np.empty(out_shape, dtype=np.float32)
-        margin = (net_cfg.receptive_radius,) * len(spatial)
-        if tile == "auto":
-            tile_shape = auto_tile(
-                spatial_shape,
-                bytes_per_pixel=self.bytes_per_pixel,
-                memory_mb=memory_mb,
-                margin=margin,
-                multiple=net_cfg.multiple,
-            )
-        elif tile in (None, 0, "none"):
-            tile_shape = None
-        else:
-            tile_shape = (int(tile),) * len(spatial)
-
+        tile_shape = self.tile_shape(spatial_shape, tile, memory_mb)
         n_out = net_cfg.out_channels
         factor = self.config.uncertainty_scale
         floor = self.config.uncertainty_floor
@@ -225,25 +185,23 @@ class RestorationModel:
             scale = scale * np.float32(hi - lo)
             return np.concatenate([mean, scale.astype(np.float32)])
 
-        for k in range(n_loop):
-            index = np.unravel_index(k, view.shape[: len(loop_axes)]) if loop_axes else ()
-            frame = view[index] if loop_axes else view
-            writer: Any = _FrameWriter(out, axes, loop_axes, spatial, index)
-            if want:
-                writer = _SplitWriter(
-                    [writer, _FrameWriter(out_uncertainty, axes, loop_axes, spatial, index)]
+        with torch_threads(threads):
+            for k in range(n_loop):
+                index = np.unravel_index(k, view.shape[: len(loop_axes)]) if loop_axes else ()
+                frame = view[index] if loop_axes else view
+                writer: Any = _FrameWriter(out, axes, loop_axes, spatial, index)
+                if want:
+                    writer = _SplitWriter(
+                        [writer, _FrameWriter(out_uncertainty, axes, loop_axes, spatial, index)]
+                    )
+                self.windowed(
+                    run,
+                    _AddChannel(frame),
+                    tile=tile_shape,
+                    out=writer,
+                    progress=progress,
+                    scale=self.scale,
                 )
-            predict_tiled(
-                run,
-                _AddChannel(frame),
-                spatial_ndim=len(spatial),
-                tile=tile_shape,
-                margin=margin,
-                multiple=net_cfg.multiple,
-                out=writer,
-                progress=progress,
-                scale=self.scale,
-            )
         return (out, out_uncertainty) if want else out
 
     def output_shape(self, shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
@@ -264,39 +222,20 @@ class RestorationModel:
             plane = plane[plane.shape[0] // 2]
         return warn_if_unusual(plane, stats)
 
-    # ------------------------------------------------------------------ save / load
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """Write the model folder (config, weights, metrics, history)."""
-        self.folder = mf.save_model(
-            path,
-            config=self.config,
-            network=self.network,
-            metrics=self.metrics,
-            history=self.history,
-            overwrite=overwrite,
-            own_folder=self.folder,
-        )
-        return self.folder
-
+    # ------------------------------------------------------------------ load
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> RestorationModel:
-        """Load a model folder written by :meth:`save`."""
-        folder = Path(path)
-        if not (folder / mf.CONFIG).exists():
-            raise ModelError("is not an abbe model folder (no config.yaml)", folder)
-        data = mf.read_yaml(folder / mf.CONFIG)
-        if data.get("method") == "superres":
-            from abbe.restore.superres import SuperResolution
+        """Load a restoration model folder; on this base class, whichever restoration method
+        (CARE, N2V, super-resolution) the folder holds."""
+        if cls is not RestorationModel:
+            return super().load(path)
+        from abbe.models.registry import load
 
-            model_cls: type[RestorationModel] = SuperResolution
-            config = mf.validate(SuperResolution.config_class, data, folder / mf.CONFIG)
-        else:
-            config = mf.validate(RestorationConfig, data, folder / mf.CONFIG)
-            model_cls = {"care": _care_class, "n2v": _n2v_class}[config.method]()
-        model = model_cls(config)
-        mf.load_weights_into(model.network, folder)
-        model.metrics = mf.read_metrics(folder)
-        model.folder = folder
+        model = load(path)
+        if not isinstance(model, RestorationModel):
+            raise ModelError(
+                f"holds a {model.config.method!r} model, not a restoration model", path
+            )
         return model
 
     def __repr__(self) -> str:
@@ -365,18 +304,6 @@ def _copy_network(net: Any) -> Any:
     import copy
 
     return copy.deepcopy(net)
-
-
-def _care_class() -> type[RestorationModel]:
-    from abbe.restore.care import CARE
-
-    return CARE
-
-
-def _n2v_class() -> type[RestorationModel]:
-    from abbe.restore.n2v import N2V
-
-    return N2V
 
 
 def prepare_output_folder(folder: Path, *, resume: bool, overwrite: bool) -> None:

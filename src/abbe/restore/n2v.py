@@ -42,10 +42,12 @@ class N2V(RestorationModel):
     do is predict the clean signal.
     """
 
+    method = "n2v"
+
     def __init__(self, config: RestorationConfig | None = None) -> None:
         config = config or default_n2v_config()
         if config.masking is None:
-            config = config.model_copy(update={"masking": N2VMasking()})
+            config = config.updated(masking=N2VMasking())
         super().__init__(config)
 
     def fit(

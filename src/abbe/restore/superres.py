@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from abbe import __version__
 from abbe.data.normalize import PercentileNorm
+from abbe.models.base import ModelConfig, revalidated
 from abbe.nn.losses import SRLoss, content_loss
 from abbe.nn.superres import SRNetConfig
 from abbe.restore.care import CARE
@@ -24,15 +24,11 @@ from abbe.simulate.superres import SRPairConfig
 from abbe.train.config import TrainingConfig
 
 
-class SuperResConfig(BaseModel):
+class SuperResConfig(ModelConfig):
     """Everything needed to rebuild, use and retrain a super-resolution model (config.yaml)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1] = 1
     method: Literal["superres"] = "superres"
-    name: str = ""
-    description: str = ""
     axes: Literal["YX"] = "YX"
     network: SRNetConfig = SRNetConfig()
     loss: SRLoss = SRLoss()
@@ -43,10 +39,8 @@ class SuperResConfig(BaseModel):
         None, description="How the training pairs were simulated (None: user pairs)."
     )
     pixel_size_nm: float | None = Field(None, gt=0, description="Input pixel size trained for.")
-    training_data: dict[str, Any] = Field(default_factory=dict)
     uncertainty_scale: float = 1.0
     uncertainty_floor: float = 0.0
-    abbe_version: str = __version__
 
     @model_validator(mode="after")
     def _consistent(self) -> SuperResConfig:
@@ -60,8 +54,8 @@ class SuperResConfig(BaseModel):
         return self
 
     def with_training(self, **changes: Any) -> SuperResConfig:
-        training = TrainingConfig.model_validate({**self.training.model_dump(), **changes})
-        return self.model_copy(update={"training": training})
+        """A copy with some training settings changed (validated)."""
+        return self.updated(training=changes)
 
 
 def default_config(arch: str, *, scale: int = 2, gan: bool = False) -> SuperResConfig:
@@ -78,7 +72,7 @@ def default_config(arch: str, *, scale: int = 2, gan: bool = False) -> SuperResC
     }
     loss = losses[arch]
     if gan:
-        loss = loss.model_copy(update={"adversarial": 0.01})
+        loss = revalidated(loss, {"adversarial": 0.01})
     return SuperResConfig(network=net, loss=loss, gan=gan)
 
 
@@ -94,22 +88,16 @@ class SuperResolution(CARE):
     >>> big = sr.predict(widefield_image, axes="YX")  # 2× the pixels      # doctest: +SKIP
     """
 
+    method = "superres"
     config_class = SuperResConfig  # type: ignore[assignment]
 
     def __init__(self, config: SuperResConfig | None = None) -> None:
         RestorationModel.__init__(self, config or SuperResConfig())  # type: ignore[arg-type]
 
-    @property
-    def network(self) -> Any:
-        if self._network is None:
-            from abbe.nn.superres import build_generator
+    def build_network(self) -> Any:
+        from abbe.nn.superres import build_generator
 
-            self._network = build_generator(self.config.network)
-        return self._network
-
-    @network.setter
-    def network(self, value: Any) -> None:
-        self._network = value
+        return build_generator(self.config.network)
 
     @property
     def bytes_per_pixel(self) -> float:
@@ -151,9 +139,7 @@ class SuperResolution(CARE):
         seed = self.config.training.seed
         xs, ys = simulate_pairs(sim, n_pairs, seed=seed)
         vx, vy = simulate_pairs(sim, n_validation, seed=seed + 1_000_003)
-        self.config = self.config.model_copy(
-            update={"simulation": sim, "pixel_size_nm": sim.pixel_size_nm}
-        )
+        self.config = self.config.updated(simulation=sim, pixel_size_nm=sim.pixel_size_nm)
         provenance = {
             "simulated": "abbe.simulate.superres.sr_pair",
             "pairs": n_pairs,

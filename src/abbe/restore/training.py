@@ -185,7 +185,7 @@ def train_model(
     }
     record = dict(training_data or cfg.training_data)
     record["stats"] = training_stats(raw_train[0], spatial)
-    model.config = model.config.model_copy(update={"training_data": record})
+    model.config = model.config.updated(training_data=record)
     if cfg.network.probabilistic and raw_val is not None and raw_val[1] is not None:
         calibrate(model, raw_val[0], raw_val[1])
     return result
@@ -220,7 +220,7 @@ def calibrate(model: Any, inputs: list[np.ndarray], targets: list[np.ndarray]) -
     before = float(np.mean(error <= laplace_half_width(scale)))
     factor, floor = calibrate_scale_and_floor(error, scale, 0.9)
     update = {"uncertainty_scale": factor, "uncertainty_floor": floor}
-    model.config = model.config.model_copy(update=update)
+    model.config = model.config.updated(**update)
     model.metrics["uncertainty"] = {
         "calibration_factor": round(factor, 4),
         "error_floor": round(floor, 6),
