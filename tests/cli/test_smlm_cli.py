@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from abbe import io
+from abbe.models.folder import read_yaml
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_train_a_localizer_on_the_stack_and_use_it(cli, smlm_dir, tmp_path):
         "-q",
     )
     assert r.code == 0, r
-    config = json.loads((tmp_path / "loc" / "config.json").read_text())
+    config = read_yaml(tmp_path / "loc" / "config.yaml")
     # The PSF σ read off the stack by fitting is the simulated 130 nm.
     assert config["psf_sigma_nm"] == pytest.approx(130, rel=0.08)
     r = cli(
@@ -150,10 +151,10 @@ def test_localize_with_deepstorm_trains_a_matched_model_and_keeps_it(cli, smlm_d
         *args,
     )
     assert r.code == 0, r
-    config = json.loads((tmp_path / "l_deepstorm" / "config.json").read_text())
+    config = read_yaml(tmp_path / "l_deepstorm" / "config.yaml")
     # Matched to the stack: the PSF σ read off it by fitting is the simulated 130 nm. (How well
     # a trained Deep-STORM localizes is tested in tests/localize/test_deepstorm.py.)
-    assert config["kind"] == "deepstorm"
+    assert config["method"] == "deepstorm"
     assert config["psf_sigma_nm"] == pytest.approx(130, rel=0.08)
     # The kept model is reused as a --method folder.
     r = cli(

@@ -103,9 +103,10 @@ def test_a_localizer_saved_before_reach_loads_as_trained(tmp_path):
 
     model = Localizer(LocalizerConfig(reach=0))
     model.save(tmp_path / "old")
-    raw = json.loads((tmp_path / "old" / "config.json").read_text())
-    del raw["reach"]  # configs written before the field existed
-    (tmp_path / "old" / "config.json").write_text(json.dumps(raw))
+    # The format of that time: config.json with "kind", and no "reach" field yet.
+    raw = model.config.model_dump(mode="json", exclude={"reach", "method", "version"})
+    (tmp_path / "old" / "config.yaml").unlink()
+    (tmp_path / "old" / "config.json").write_text(json.dumps({"kind": "localizer", **raw}))
     again = Localizer.load(tmp_path / "old")
     assert again.config.reach == 0 and again.config.offset_range == 0.75
 

@@ -7,34 +7,27 @@ He et al., CVPR 2016 (ResNet); Guo et al., ICML 2017 (temperature scaling); Selv
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from scipy import ndimage
 
-from abbe import __version__
 from abbe.data.normalize import PercentileNorm, normalize, percentile_range
-from abbe.errors import InputError, ModelError
-from abbe.models import folder as mf
+from abbe.errors import InputError
+from abbe.models.base import Model, ModelConfig, resolve_device, torch_threads
 from abbe.nn.resnet import ResNetConfig
 from abbe.train.config import TrainingConfig
 
 
-class ClassifierConfig(BaseModel):
+class ClassifierConfig(ModelConfig):
     """Everything needed to rebuild, use and retrain a classifier (``config.yaml``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1] = 1
     method: Literal["classify"] = "classify"
-    name: str = ""
-    description: str = ""
     classes: tuple[str, ...] = ("round", "elongated", "fragmented")
     crop_size: int = Field(64, ge=16, description="Edge every image or crop is resized to.")
     context: float = Field(1.5, ge=1.0, description="Object crops span this × its extent.")
@@ -49,8 +42,6 @@ class ClassifierConfig(BaseModel):
         "map lying outside the object's mask (when masks are known): the model is taught to "
         "decide from the object, not from its surroundings (Ross et al., IJCAI 2017).",
     )
-    training_data: dict[str, Any] = Field(default_factory=dict)
-    abbe_version: str = __version__
 
     @model_validator(mode="after")
     def _consistent(self) -> ClassifierConfig:
@@ -195,7 +186,7 @@ def _classification_loss(network: Any, evidence_weight: float):
     return loss
 
 
-class Classifier:
+class Classifier(Model):
     """A ResNet classifier with its normalization and calibration.
 
     Examples
@@ -205,20 +196,13 @@ class Classifier:
     >>> maps = clf.saliency([crop1])        # Grad-CAM, (1, 64, 64)   # doctest: +SKIP
     """
 
-    def __init__(self, config: ClassifierConfig | None = None, network: Any = None) -> None:
-        self.config = config or ClassifierConfig()
-        self._network = network
-        self.metrics: dict[str, Any] = {}
-        self.history: list[dict[str, float]] = []
-        self.folder: Path | None = None
+    method = "classify"
+    config_class = ClassifierConfig
 
-    @property
-    def network(self) -> Any:
-        if self._network is None:
-            from abbe.nn.resnet import ResNet
+    def build_network(self) -> Any:
+        from abbe.nn.resnet import ResNet
 
-            self._network = ResNet(self.config.network)
-        return self._network
+        return ResNet(self.config.network)
 
     # ------------------------------------------------------------------ data
     def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -270,8 +254,6 @@ class Classifier:
         taught to find its evidence on the object (``evidence_on_object``)."""
         import torch
 
-        from abbe.train.engine import fit
-
         if len(crops) != len(labels):
             raise InputError(f"{len(crops)} images but {len(labels)} labels")
         x, y = self.prepare(crops), self._class_index(labels)
@@ -295,24 +277,13 @@ class Classifier:
             self._network = None
         train = _CropBatches(x, y, cfg, cfg.steps_per_epoch, 0, masks=m)
         val = _CropBatches(vx, vy, cfg, cfg.validation_batches, 1)
-        tmp = tempfile.TemporaryDirectory(prefix="abbe-classify-") if work_dir is None else None
-        try:
-            result = fit(
-                self.network.train(),
-                None,
-                None,
-                cfg,
-                work_dir=Path(work_dir or tmp.name),  # type: ignore[union-attr]
-                resume=resume,
-                quiet=quiet,
-                datasets=(train, val),
-                loss_fn=_classification_loss(self.network, self.config.evidence_on_object),
-            )
-        finally:
-            if tmp is not None:
-                tmp.cleanup()
-        self._network = result.network
-        self.history = result.history
+        result = self._train(
+            work_dir=work_dir,
+            resume=resume,
+            quiet=quiet,
+            datasets=(train, val),
+            loss_fn=_classification_loss(self.network, self.config.evidence_on_object),
+        )
         self.metrics = {
             **result.summary(),
             "n_training": len(x),
@@ -343,13 +314,11 @@ class Classifier:
         seed = self.config.training.seed
         xs, ys, masks = simulated_crops(self.config, n_per_class, seed=seed)
         vx, vy, _ = simulated_crops(self.config, n_validation, seed=seed + 1_000_003)
-        self.config = self.config.model_copy(
-            update={
-                "training_data": {
-                    "simulated": "abbe.simulate.cells.nucleus_field",
-                    "per_class": n_per_class,
-                    "seed": seed,
-                }
+        self.config = self.config.updated(
+            training_data={
+                "simulated": "abbe.simulate.cells.nucleus_field",
+                "per_class": n_per_class,
+                "seed": seed,
             }
         )
         return self.fit(
@@ -363,25 +332,37 @@ class Classifier:
         )
 
     # ------------------------------------------------------------------ predict
-    def logits(self, crops: Sequence[np.ndarray], batch: int = 256) -> np.ndarray:
+    def logits(
+        self,
+        crops: Sequence[np.ndarray],
+        batch: int = 256,
+        *,
+        device: str | None = "auto",
+        threads: int | None = None,
+    ) -> np.ndarray:
+        """Uncalibrated class scores ``(N, n_classes)``, ``batch`` crops at a time on
+        ``device`` (``auto``: CUDA when present) with ``threads`` CPU threads."""
         import torch
 
         x = self.prepare(crops)
-        net = self.network.eval()
+        dev = resolve_device(device)
+        net = self.network.eval().to(dev)
         out = []
-        with torch.inference_mode():
+        with torch_threads(threads), torch.inference_mode():
             for i in range(0, len(x), batch):
-                out.append(net(torch.from_numpy(x[i : i + batch])).numpy())
+                out.append(net(torch.from_numpy(x[i : i + batch]).to(dev)).cpu().numpy())
+        self.network.cpu()
         return np.concatenate(out) if out else np.zeros((0, len(self.config.classes)))
 
-    def predict_proba(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """Calibrated class probabilities, ``(N, n_classes)``."""
-        return _softmax(self.logits(crops) / self.config.temperature)
+    def predict_proba(self, crops: Sequence[np.ndarray], **compute: Any) -> np.ndarray:
+        """Calibrated class probabilities, ``(N, n_classes)`` (``device``, ``threads`` as in
+        :meth:`logits`)."""
+        return _softmax(self.logits(crops, **compute) / self.config.temperature)
 
-    def predict(self, crops: Sequence[np.ndarray]) -> list[str]:
+    def predict(self, crops: Sequence[np.ndarray], **compute: Any) -> list[str]:
         """The most probable class name per crop."""
         names = self.config.classes
-        return [names[i] for i in self.predict_proba(crops).argmax(axis=1)]
+        return [names[i] for i in self.predict_proba(crops, **compute).argmax(axis=1)]
 
     def calibrate(self, crops: Sequence[np.ndarray], labels: Sequence[Any]) -> float:
         """Fit the temperature on held-out crops (minimum negative log-likelihood)."""
@@ -408,7 +389,7 @@ class Classifier:
             "ece_after": round(ece(_softmax(z / t), y), 4),
             "n": len(y),
         }
-        self.config = self.config.model_copy(update={"temperature": t})
+        self.config = self.config.updated(temperature=t)
         return t
 
     def saliency(self, crops: Sequence[np.ndarray], classes: Sequence[int] | None = None):
@@ -431,31 +412,6 @@ class Classifier:
         cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12)[:, None, None]
         return (cam / peak).detach().numpy()
-
-    # ------------------------------------------------------------------ save / load
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        self.folder = mf.save_model(
-            path,
-            config=self.config,
-            network=self.network,
-            metrics=self.metrics,
-            history=self.history,
-            overwrite=overwrite,
-            own_folder=self.folder,
-        )
-        return self.folder
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Classifier:
-        folder = Path(path)
-        if not (folder / mf.CONFIG).exists():
-            raise ModelError("is not an abbe model folder (no config.yaml)", folder)
-        config = mf.validate(ClassifierConfig, mf.read_yaml(folder / mf.CONFIG), folder)
-        model = cls(config)
-        mf.load_weights_into(model.network, folder)
-        model.metrics = mf.read_metrics(folder)
-        model.folder = folder
-        return model
 
     def __repr__(self) -> str:
         return f"Classifier(name={self.config.name!r}, classes={self.config.classes!r})"

@@ -81,7 +81,7 @@ def localize(
     io.check_writable(output, overwrite=overwrite)
     model_dir = output.with_name(output.name.split(".")[0] + "_deepstorm")
     if method == "deepstorm":
-        io.check_writable(model_dir / "config.json", overwrite=overwrite)
+        io.check_writable(model_dir / "config.yaml", overwrite=overwrite)
     if render is not None:
         io.check_writable(render, overwrite=overwrite)
     data, meta = io.read(stack_path, axes=axes)
@@ -91,9 +91,9 @@ def localize(
         raise InputError("pixel size unknown: give --pixel-size NM", stack_path)
     if learned is not None and abs(learned.config.pixel_size_nm / px - 1) > 0.02:
         raise InputError(
-            f"the {learned.kind} model was trained for {learned.config.pixel_size_nm:g} nm "
+            f"the {learned.method} model was trained for {learned.config.pixel_size_nm:g} nm "
             f"pixels, the stack has {px:g} nm; train one for this camera "
-            f"(abbe train {learned.kind} --stack …)",
+            f"(abbe train {learned.method} --stack …)",
             stack_path,
         )
     camera = load_camera(camera_file) if camera_file is not None else None

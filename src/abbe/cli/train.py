@@ -412,7 +412,7 @@ def _smlm_config(
 
 
 def _train_smlm(model, output: Path, resume: bool, overwrite: bool, quiet: bool) -> None:
-    if (output / "config.json").exists() and not (overwrite or resume):
+    if (output / "weights.safetensors").exists() and not (overwrite or resume):
         raise InputError("a model is already in this folder; pass --overwrite", output)
     model.fit(work_dir=output, resume=resume, quiet=quiet)
     model.save(output, overwrite=True)

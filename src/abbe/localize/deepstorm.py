@@ -16,7 +16,7 @@ of that mass. The density image itself is the super-resolved render.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from abbe.localize.learned import Localizer, SimulationMatch
+from abbe.models.base import revalidated
 from abbe.nn import UNetConfig
 
 SPIKE = 100.0  # target height per emitter, as in Deep-STORM: keeps the loss away from 0
@@ -32,6 +33,9 @@ SPIKE = 100.0  # target height per emitter, as in Deep-STORM: keeps the loss awa
 
 class DeepStormConfig(SimulationMatch):
     """A Deep-STORM model: upsampling, blur of the loss, network, detection threshold."""
+
+    version: Literal[1] = 1
+    method: Literal["deepstorm"] = "deepstorm"
 
     upsampling: int = Field(4, ge=1, le=8, description="Output grid per camera pixel.")
     blur_sigma: float = Field(
@@ -94,7 +98,7 @@ class DeepStorm(Localizer):
     >>> locs = model.predict(stack, camera=camera)  # doctest: +SKIP
     """
 
-    kind = "deepstorm"
+    method = "deepstorm"
     config_class = DeepStormConfig
     thresholds = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
 
@@ -106,7 +110,7 @@ class DeepStorm(Localizer):
         from abbe.nn import UNet
 
         u = self.config.upsampling
-        net_cfg = self.config.network.model_copy(update={"out_channels": u * u})
+        net_cfg = revalidated(self.config.network, {"out_channels": u * u})
         return torch.nn.Sequential(UNet(net_cfg), torch.nn.PixelShuffle(u))
 
     @staticmethod
@@ -119,13 +123,16 @@ class DeepStorm(Localizer):
             kernel = self._kernel = _gaussian_kernel(self.config.blur_sigma)
         return blurred_mse_l1(out, y, kernel, self.config.l1_weight)
 
-    def predict_density(self, stack: np.ndarray, *, camera: Any = None) -> np.ndarray:
-        """Emitter density (T, Y·u, X·u), in emitters per fine pixel."""
+    def predict_density(
+        self, stack: np.ndarray, *, camera: Any = None, **compute: Any
+    ) -> np.ndarray:
+        """Emitter density (T, Y·u, X·u), in emitters per fine pixel (``compute``: ``tile``,
+        ``memory_mb``, ``device``, ``threads`` of :meth:`predict_maps`)."""
         from abbe.localize.fit import to_electrons
 
         frames = np.asarray(stack)
         frames = frames[None] if frames.ndim == 2 else frames
-        maps = self.predict_maps(to_electrons(frames, camera).data)
+        maps = self.predict_maps(to_electrons(frames, camera).data, **compute)
         return np.clip(maps[:, 0], 0, None) / SPIKE
 
     def _locs_from_maps(self, maps: np.ndarray, threshold: float, qe: float) -> pd.DataFrame:

@@ -15,18 +15,18 @@ one training engine (:func:`abbe.train.engine.fit`); every batch is seeded by (s
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from abbe.errors import InputError
+from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig, resolve_device, torch_threads
 from abbe.nn import UNetConfig
 from abbe.simulate.camera import Camera
 from abbe.train import TrainingConfig
@@ -37,10 +37,8 @@ if TYPE_CHECKING:
 N_OUT = 6  # logit p, dx, dy, log σx, log σy, photons / scale
 
 
-class SimulationMatch(BaseModel):
+class SimulationMatch(ModelConfig):
     """What a learned SMLM model is trained for: the simulations that match the user's data."""
-
-    model_config = ConfigDict(extra="forbid")
 
     pixel_size_nm: float = Field(100.0, gt=0)
     psf_sigma_nm: float = Field(130.0, gt=0)
@@ -75,6 +73,9 @@ class SimulationMatch(BaseModel):
 
 class LocalizerConfig(SimulationMatch):
     """A DECODE-style localizer: network and detection threshold, validated before training."""
+
+    version: Literal[1] = 1
+    method: Literal["localizer"] = "localizer"
 
     network: UNetConfig = UNetConfig(
         in_channels=1, out_channels=N_OUT, width=24, depth=3, residual=False
@@ -238,7 +239,7 @@ def localization_loss(
     return bce + ((nll + photons) * near).sum() / n_near
 
 
-class Localizer:
+class Localizer(Model):
     """A trained learned localizer: ``fit`` on simulations, ``predict`` localizations.
 
     Examples
@@ -248,18 +249,19 @@ class Localizer:
     >>> locs = model.predict(stack, camera=camera)  # doctest: +SKIP
     """
 
-    kind = "localizer"
-    config_class: type[SimulationMatch] = LocalizerConfig
+    method = "localizer"
+    config_class: type[ModelConfig] = LocalizerConfig
     thresholds: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
     scale = 1  # output pixels per camera pixel
 
-    def __init__(self, config: Any, network: torch.nn.Module | None = None) -> None:
-        self.config = config
-        if network is None:
-            torch.manual_seed(config.training.seed)  # same seed, same initial weights
-            network = self._new_network()
-        self.network = network
-        self.metrics: dict[str, Any] = {}
+    def __init__(self, config: Any = None, network: torch.nn.Module | None = None) -> None:
+        super().__init__(config, network)
+        if network is None:  # built now: the same seed gives the same initial weights
+            self.network = self.build_network()
+
+    def build_network(self) -> torch.nn.Module:
+        torch.manual_seed(self.config.training.seed)
+        return self._new_network()
 
     def _new_network(self) -> torch.nn.Module:
         from abbe.nn import UNet
@@ -278,26 +280,19 @@ class Localizer:
 
     def fit(self, *, work_dir: str | Path, resume: bool = False, quiet: bool = True) -> Localizer:
         """Train on simulations drawn on the fly (bounded by ``training.max_time_s``)."""
-        from abbe.train.engine import fit as engine_fit
-
         tr = self.config.training
         make = self.make_targets
         train = SimulatedBatches(self.config, tr.steps_per_epoch, make_targets=make)
         val = SimulatedBatches(
             self.config, tr.validation_batches, validation=True, make_targets=make
         )
-        result = engine_fit(
-            self.network,
-            None,
-            None,
-            tr,
-            work_dir=Path(work_dir),
+        result = self._train(
+            work_dir=work_dir,
             resume=resume,
             quiet=quiet,
             datasets=(train, val),
             loss_fn=self.loss,
         )
-        self.network = result.network
         self.metrics.update(
             {
                 "val_loss": round(result.val_loss, 5),
@@ -309,25 +304,78 @@ class Localizer:
         return self
 
     # ------------------------------------------------------------------------ prediction
-    def predict_maps(self, electrons: np.ndarray, batch: int = 32) -> np.ndarray:
-        """Raw output maps (T, C, Y·s, X·s) for frames in photo-electrons (s: ``scale``)."""
-        cfg = self.config
-        x = normalize_frames(electrons, cfg)
+    @property
+    def bytes_per_pixel(self) -> float:
+        """Peak memory per camera pixel of a forward pass: the U-Net's activations and the
+        ``scale²`` finer outputs of every channel."""
+        out = self.config.network.out_channels * self.scale**2
+        return super().bytes_per_pixel + 8.0 * out
+
+    def predict_maps(
+        self,
+        electrons: np.ndarray,
+        batch: int = 32,
+        *,
+        tile: int | str | None = "auto",
+        memory_mb: float = DEFAULT_MEMORY_MB,
+        device: str | None = "auto",
+        threads: int | None = None,
+    ) -> np.ndarray:
+        """Raw output maps (T, C, Y·s, X·s) for frames in photo-electrons (s: ``scale``).
+
+        Frames go through the network ``batch`` at a time, fewer when the memory budget
+        ``memory_mb`` holds fewer; a frame too large for the budget on its own (or any frame,
+        with ``tile`` in pixels) is predicted tile by tile with the network's whole context
+        (:meth:`abbe.models.base.Model.windowed`), which gives the same maps.
+        """
+        x = normalize_frames(electrons, self.config)
+        if len(x) == 0:
+            raise InputError("no frames to localize")
+        dev = resolve_device(device)
+        net = self.network.eval().to(dev)
+        try:
+            with torch_threads(threads), torch.inference_mode():
+                if self.tile_shape(x.shape[1:], tile, memory_mb) is None or (
+                    tile == "auto" and self._fits(x.shape[1:], memory_mb)
+                ):
+                    return self._maps_batched(net, x, batch, memory_mb, dev)
+                return self._maps_tiled(net, x, tile, memory_mb, dev)
+        finally:
+            self.network.cpu()
+
+    def _fits(self, shape: tuple[int, ...], memory_mb: float) -> bool:
+        """Whether one whole frame fits the memory budget."""
+        return int(np.prod(shape)) * self.bytes_per_pixel <= memory_mb * 2**20
+
+    def _maps_batched(
+        self, net: torch.nn.Module, x: np.ndarray, batch: int, memory_mb: float, dev: Any
+    ) -> np.ndarray:
         t, h, w = x.shape
-        m = 2**cfg.network.depth
+        m = 2**self.config.network.depth
         ph, pw = (-h) % m, (-w) % m
-        net = self.network.eval()
+        per_frame = (h + ph) * (w + pw) * self.bytes_per_pixel
+        batch = int(max(1, min(batch, memory_mb * 2**20 // per_frame)))
         hs, ws = h * self.scale, w * self.scale  # output grid (finer for Deep-STORM)
         outs = []
-        with torch.inference_mode():
-            for s in range(0, t, batch):
-                xb = torch.from_numpy(x[s : s + batch, None])
-                if ph or pw:
-                    xb = F.pad(xb, (0, pw, 0, ph))
-                outs.append(net(xb)[:, :, :hs, :ws].numpy())
-        if not outs:
-            raise InputError("no frames to localize")
+        for s in range(0, t, batch):
+            xb = torch.from_numpy(x[s : s + batch, None]).to(dev)
+            if ph or pw:
+                xb = F.pad(xb, (0, pw, 0, ph))
+            outs.append(net(xb)[:, :, :hs, :ws].cpu().numpy())
         return np.concatenate(outs)
+
+    def _maps_tiled(
+        self, net: torch.nn.Module, x: np.ndarray, tile: Any, memory_mb: float, dev: Any
+    ) -> np.ndarray:
+        def run(window: np.ndarray) -> np.ndarray:
+            return net(torch.from_numpy(window[None]).to(dev))[0].cpu().numpy()
+
+        t, h, w = x.shape
+        s = self.scale
+        out = np.empty((t, self.config.network.out_channels, h * s, w * s), np.float32)
+        for k in range(t):
+            self.windowed(run, x[k : k + 1], tile=tile, memory_mb=memory_mb, out=out[k], scale=s)
+        return out
 
     def predict(
         self,
@@ -335,9 +383,11 @@ class Localizer:
         *,
         camera: Camera | None = None,
         threshold: float | None = None,
+        **compute: Any,
     ) -> pd.DataFrame:
         """Localizations (abbe's columns) of a (T, Y, X) stack in ADU (with ``camera``) or
-        photons."""
+        photons. ``compute``: ``tile``, ``memory_mb``, ``device``, ``threads`` (see
+        :meth:`predict_maps`)."""
         from abbe.localize.fit import to_electrons
 
         frames = np.asarray(stack)
@@ -346,7 +396,7 @@ class Localizer:
         if frames.ndim != 3:
             raise InputError(f"localization needs (T, Y, X) frames, got {frames.shape}")
         e = to_electrons(frames, camera)
-        maps = self.predict_maps(e.data)
+        maps = self.predict_maps(e.data, **compute)
         return self._locs_from_maps(maps, threshold or self.config.threshold, e.qe)
 
     def _locs_from_maps(self, maps: np.ndarray, threshold: float, qe: float) -> pd.DataFrame:
@@ -374,44 +424,6 @@ class Localizer:
             }
         )
         return locs[[*LOC_COLUMNS, "probability"]].reset_index(drop=True)
-
-    # ------------------------------------------------------------------------------ files
-    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
-        """Write ``config.json``, ``weights.safetensors`` and ``metrics.json`` (atomically)."""
-        from safetensors.torch import save_file
-
-        from abbe.io import OutputSet
-
-        root = Path(folder)
-        names = [root / n for n in ("config.json", "weights.safetensors", "metrics.json")]
-        with OutputSet(names, overwrite=overwrite) as tmp:
-            tmp[names[0]].write_text(
-                json.dumps({"kind": self.kind, **self.config.model_dump(mode="json")}, indent=2)
-            )
-            state = {k: v.contiguous() for k, v in self.network.state_dict().items()}
-            save_file(state, str(tmp[names[1]]))
-            tmp[names[2]].write_text(json.dumps(self.metrics, indent=2))
-        return root
-
-    @classmethod
-    def load(cls, folder: str | Path) -> Localizer:
-        """Read a saved model of this class (safetensors weights; no pickle)."""
-        from safetensors.torch import load_file
-
-        root = Path(folder)
-        cfg_path = root / "config.json"
-        if not cfg_path.is_file():
-            raise InputError("not a localizer folder (no config.json)", root)
-        raw = json.loads(cfg_path.read_text())
-        if raw.pop("kind", None) != cls.kind:
-            raise InputError(f"not a {cls.kind} model", root)
-        if "reach" in cls.config_class.model_fields:
-            raw.setdefault("reach", 0)  # saved before neighbours learned offsets
-        model = cls(cls.config_class.model_validate(raw))
-        model.network.load_state_dict(load_file(str(root / "weights.safetensors")))
-        metrics = root / "metrics.json"
-        model.metrics = json.loads(metrics.read_text()) if metrics.is_file() else {}
-        return model
 
 
 def _detections(p: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -500,7 +512,7 @@ def calibrate_threshold(model: Localizer, frames: int = 64, seed: int = 987) -> 
         for thr in model.thresholds
     }
     best = max(scores, key=lambda k: scores[k].efficiency)
-    model.config = cfg.model_copy(update={"threshold": best})
+    model.config = cfg.updated(threshold=best)
     return {
         "threshold": best,
         "efficiency_by_threshold": {str(k): round(v.efficiency, 2) for k, v in scores.items()},
@@ -614,20 +626,13 @@ def matched_settings(
 
 
 def load_model(folder: str | Path) -> Localizer:
-    """A saved learned localizer or Deep-STORM model, by the kind in its ``config.json``."""
-    from abbe.localize.deepstorm import DeepStorm
+    """A saved learned localizer or Deep-STORM model (any folder format abbe wrote)."""
+    from abbe.models.registry import load
 
-    root = Path(folder)
-    cfg_path = root / "config.json"
-    if not cfg_path.is_file():
-        raise InputError("not a model folder (no config.json)", root)
-    try:
-        kind = json.loads(cfg_path.read_text()).get("kind")
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise InputError(f"config.json is not valid JSON ({exc})", root) from None
-    classes = {c.kind: c for c in (Localizer, DeepStorm)}
-    if kind not in classes:
+    model = load(folder)
+    if not isinstance(model, Localizer):
         raise InputError(
-            f"not an SMLM model (kind {kind!r}; expected localizer or deepstorm)", root
+            f"not an SMLM model (method {model.config.method!r}; expected localizer or deepstorm)",
+            folder,
         )
-    return classes[kind].load(root)
+    return model

@@ -19,32 +19,28 @@ nucleus cut in two at its texture than two nuclei, which meet at a waist.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from scipy import ndimage
 
-from abbe.errors import InputError, ModelError
-from abbe.models import folder as mf
+from abbe.errors import InputError
+from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig, resolve_device, torch_threads
 from abbe.nn import UNetConfig
 from abbe.simulate.cells import NucleiImageConfig, nuclei_image
 from abbe.train import TrainingConfig
 
 
-class SegmenterConfig(BaseModel):
+class SegmenterConfig(ModelConfig):
     """A segmentation model: network, training simulations, post-processing, scale."""
 
-    model_config = ConfigDict(extra="forbid")
-
+    version: Literal[1] = 1
     method: Literal["segment"] = "segment"
     name: str = "segmenter"
-    description: str = ""
-    axes: str = "YX"
     network: UNetConfig = UNetConfig(
         in_channels=1, out_channels=2, width=16, depth=3, residual=False
     )
@@ -97,7 +93,6 @@ class SegmenterConfig(BaseModel):
         description="Training: each normalized patch is raised to a power drawn from this "
         "range (log-uniform), so the model does not learn the simulator's intensity profile.",
     )
-    training_data: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _two_or_three_maps(self) -> SegmenterConfig:
@@ -454,7 +449,7 @@ def estimate_radius(image: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------ the model
-class Segmenter:
+class Segmenter(Model):
     """Nuclei instance segmentation: ``fit`` on simulations (and optional pairs), ``predict``.
 
     Examples
@@ -463,16 +458,21 @@ class Segmenter:
     >>> labels = model.predict(image)  # doctest: +SKIP
     """
 
-    def __init__(self, config: SegmenterConfig, network: torch.nn.Module | None = None) -> None:
+    method = "segment"
+    config_class = SegmenterConfig
+
+    def __init__(
+        self, config: SegmenterConfig | None = None, network: torch.nn.Module | None = None
+    ) -> None:
+        super().__init__(config, network)
+        if network is None:  # built now: the same seed gives the same initial weights
+            self.network = self.build_network()
+
+    def build_network(self) -> torch.nn.Module:
         from abbe.nn import UNet
 
-        self.config = config
-        if network is None:
-            torch.manual_seed(config.training.seed)
-            network = UNet(config.network)
-        self.network = network
-        self.metrics: dict[str, Any] = {}
-        self.history: list[dict[str, Any]] = []
+        torch.manual_seed(self.config.training.seed)
+        return UNet(self.config.network)
 
     def fit(
         self,
@@ -483,13 +483,9 @@ class Segmenter:
         quiet: bool = True,
     ) -> Segmenter:
         """Train on simulated nuclei, mixed with crops of (image, labels) ``pairs`` if given."""
-        from abbe.train.engine import fit as engine_fit
-
         tr = self.config.training
         if self.config.typical_radius_px is None:
-            self.config = self.config.model_copy(
-                update={"typical_radius_px": _typical_radius(self.config)}
-            )
+            self.config = self.config.updated(typical_radius_px=_typical_radius(self.config))
         pairs = [self._at_model_scale(img, lab) for img, lab in pairs or []]
         for img, _lab in pairs:
             if min(img.shape) < tr.patch_size:
@@ -499,18 +495,13 @@ class Segmenter:
                 )
         train = NucleiBatches(self.config, tr.steps_per_epoch, pairs=pairs)
         val = NucleiBatches(self.config, tr.validation_batches, validation=True, pairs=pairs)
-        result = engine_fit(
-            self.network,
-            None,
-            None,
-            tr,
-            work_dir=Path(work_dir),
+        result = self._train(
+            work_dir=work_dir,
             resume=resume,
             quiet=quiet,
             datasets=(train, val),
             loss_fn=segmentation_loss,
         )
-        self.network = result.network
         self.metrics.update(
             {
                 "val_loss": round(result.val_loss, 5),
@@ -535,65 +526,63 @@ class Segmenter:
         self,
         image: np.ndarray,
         *,
-        tile: int | None = None,
+        tile: int | str | None = "auto",
         tta: bool = False,
         levels: tuple[float, float] | None = None,
+        memory_mb: float = DEFAULT_MEMORY_MB,
+        device: str | None = "auto",
+        threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Foreground probability and normalized distance (Y, X) of an already scaled image.
 
         With a contact map (3-output networks) the distance is multiplied by the probability
         of not being at a contact, so seeds and watershed lines part touching nuclei there.
 
-        Large images (over 2048², or any with ``tile``) are predicted tile by tile with the
-        network's full context, so the maps equal those of one pass and the labels drawn from
-        them continue across tile borders. ``tta`` averages the maps of the image's eight
+        The image is predicted tile by tile (``tile="auto"``: tiles as large as
+        ``memory_mb`` allows; a number: that core edge; None: one window) with the network's
+        full context, so the maps equal those of one pass and the labels drawn from them
+        continue across tile borders. ``tta`` averages the maps of the image's eight
         rotations and mirror images (test-time augmentation: 8× the time, maps that depend
         less on the orientation of each nucleus).
         """
-        if not tta:
-            return self._maps_once(image, tile, levels)
-        fg_sum = dist_sum = None
-        for k in range(8):
-            view = _dihedral(image, k)
-            fg, dist = (_dihedral(a, k, inverse=True) for a in self._maps_once(view, tile, levels))
-            fg_sum = fg if fg_sum is None else fg_sum + fg
-            dist_sum = dist if dist_sum is None else dist_sum + dist
-        return fg_sum / 8, dist_sum / 8
+        compute = {"tile": tile, "levels": levels, "memory_mb": memory_mb, "device": device}
+        with torch_threads(threads):
+            if not tta:
+                return self._maps_once(image, **compute)
+            fg_sum = dist_sum = None
+            for k in range(8):
+                view = _dihedral(image, k)
+                maps = self._maps_once(view, **compute)
+                fg, dist = (_dihedral(a, k, inverse=True) for a in maps)
+                fg_sum = fg if fg_sum is None else fg_sum + fg
+                dist_sum = dist if dist_sum is None else dist_sum + dist
+            return fg_sum / 8, dist_sum / 8
 
     def _maps_once(
-        self, image: np.ndarray, tile: int | None, levels: tuple[float, float] | None = None
+        self,
+        image: np.ndarray,
+        *,
+        tile: int | str | None,
+        levels: tuple[float, float] | None,
+        memory_mb: float,
+        device: str | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        from abbe.predict import auto_tile, predict_tiled
-
         cfg = self.config
         x = np.ascontiguousarray(normalize_image(image, cfg.percentiles, levels)[None])
-        net = self.network.eval()
-        multiple = cfg.network.multiple
-        margin = (cfg.network.receptive_radius,) * 2
+        dev = resolve_device(device)
+        net = self.network.eval().to(dev)
 
         def run(window: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                out = net(torch.from_numpy(np.ascontiguousarray(window[None])))[0]
-            return torch.sigmoid(out).numpy()
+                out = net(torch.from_numpy(np.ascontiguousarray(window[None])).to(dev))[0]
+            return torch.sigmoid(out).cpu().numpy()
 
-        core = (tile, tile) if tile else None
-        if core is None and x.shape[1] * x.shape[2] > 2048**2:  # bounded memory
-            core = auto_tile(
-                x.shape[1:],
-                bytes_per_pixel=4 * 4 * cfg.network.width,
-                memory_mb=1024,
-                margin=margin,
-                multiple=multiple,
+        try:
+            maps = self.windowed(
+                run, x, tile=tile, memory_mb=memory_mb, out_channels=cfg.network.out_channels
             )
-        maps = predict_tiled(
-            run,
-            x,
-            spatial_ndim=2,
-            tile=core,
-            margin=margin,
-            multiple=multiple,
-            out_channels=cfg.network.out_channels,
-        )
+        finally:
+            self.network.cpu()
         if maps.shape[0] == 3:
             # Contacts cut the distance map: seeds split there and watershed lines follow them.
             return maps[0], maps[1] * (1.0 - maps[2])
@@ -615,6 +604,7 @@ class Segmenter:
         scale: float | None = None,
         tta: bool = False,
         levels: tuple[float, float] | None = None,
+        **compute: Any,
     ) -> np.ndarray:
         """Instance labels (int32, 0 = background) of a 2D image (Y, X).
 
@@ -622,6 +612,7 @@ class Segmenter:
         ``scale`` gives the zoom directly (1: no rescaling); ``tta`` averages the network's
         maps over the image's 8 rotations and mirror images (see :meth:`predict_maps`);
         ``levels`` are the intensities mapped to 0 and 1 (default: the image's percentiles).
+        ``compute``: ``tile``, ``memory_mb``, ``device``, ``threads`` of :meth:`predict_maps`.
         """
         img = np.asarray(image, dtype=np.float32)
         if img.ndim != 2:
@@ -630,7 +621,7 @@ class Segmenter:
             raise InputError("the image holds NaN or infinite values")
         zoom = scale if scale is not None else self.scale_for(img, diameter_px)
         work = ndimage.zoom(img, zoom, order=1) if abs(zoom - 1) > 0.05 else img
-        fg, dist = self.predict_maps(work, tta=tta, levels=levels)
+        fg, dist = self.predict_maps(work, tta=tta, levels=levels, **compute)
         if work is not img:
             fg = _resize(fg, img.shape)
             dist = _resize(dist, img.shape)
@@ -655,6 +646,7 @@ class Segmenter:
         min_overlap: float = 0.5,
         min_planes: int = 2,
         tta: bool = False,
+        **compute: Any,
     ) -> np.ndarray:
         """3D instance labels of a stack (Z, Y, X): each plane is segmented at one zoom
         (measured on the maximum projection, where every nucleus shows its full width), then
@@ -672,38 +664,13 @@ class Segmenter:
         # One intensity scale for the whole stack: a plane above or below the nuclei, normalized
         # on its own, would stretch its noise and out-of-focus light into false nuclei.
         levels = tuple(float(v) for v in np.percentile(vol, self.config.percentiles))
-        planes = [self.predict(plane, scale=zoom, tta=tta, levels=levels) for plane in vol]
+        planes = [
+            self.predict(plane, scale=zoom, tta=tta, levels=levels, **compute) for plane in vol
+        ]
         out = stitch_planes(planes, min_overlap)
         if vol.shape[0] > min_planes:
             out = _drop_thin(out, min_planes)
         return _relabel(_trim_axially(vol, out)).astype(np.int32)
-
-    # ------------------------------------------------------------------------------ files
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """Write the model folder (config.yaml, weights.safetensors, metrics.json)."""
-        return mf.save_model(
-            path,
-            config=self.config,
-            network=self.network,
-            metrics=self.metrics,
-            overwrite=overwrite,
-        )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Segmenter:
-        """Load a model folder (or a bundled model name) written by :meth:`save`."""
-        from abbe.models.registry import resolve
-
-        folder = resolve(path)
-        if not (folder / mf.CONFIG).exists():
-            raise ModelError("is not an abbe model folder (no config.yaml)", folder)
-        data = mf.read_yaml(folder / mf.CONFIG)
-        if data.get("method") != "segment":
-            raise ModelError("is not a segmentation model", folder)
-        model = cls(mf.validate(SegmenterConfig, data, folder / mf.CONFIG))
-        mf.load_weights_into(model.network, folder)
-        model.metrics = mf.read_metrics(folder)
-        return model
 
 
 def _dihedral(a: np.ndarray, k: int, *, inverse: bool = False) -> np.ndarray:
