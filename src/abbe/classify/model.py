@@ -204,6 +204,11 @@ class Classifier(Model):
 
         return ResNet(self.config.network)
 
+    def example_input(self, size: int | None = None) -> np.ndarray:
+        """One normalized crop as the network takes it, ``(1, 1, S, S)``."""
+        s = size or self.config.crop_size
+        return np.random.default_rng(0).random((1, 1, s, s), dtype=np.float32)
+
     # ------------------------------------------------------------------ data
     def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Resize (if needed) and percentile-normalize crops into ``(N, 1, S, S)`` float32."""

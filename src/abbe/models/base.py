@@ -280,6 +280,15 @@ class Model:
             scale=scale,
         )
 
+    def example_input(self, size: int = 64) -> np.ndarray:
+        """A small input the network accepts, ``(1, C, *spatial)`` float32, fixed (seed 0):
+        for tracing an export and for checks that a network runs."""
+        net = self.network_config
+        edges = [size // 2 if i == 0 and len(net.multiple) == 3 else size for i in range(3)]
+        shape = [-(-e // m) * m for e, m in zip(edges, net.multiple, strict=False)]
+        rng = np.random.default_rng(0)
+        return rng.random((1, getattr(net, "in_channels", 1), *shape), dtype=np.float32)
+
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the model folder: config.yaml, weights.safetensors, metrics.json and
