@@ -114,14 +114,8 @@ def main() -> None:
     args = ap.parse_args()
 
     base = ClassifierConfig()
-    cfg = base.model_copy(
-        update={
-            "training": base.training.model_copy(
-                update={"max_time_s": args.minutes * 60, "max_epochs": 100_000}
-            )
-        }
-    )
-    plain = Classifier(cfg.model_copy(update={"evidence_on_object": 0.0}))
+    cfg = base.updated(training={"max_time_s": args.minutes * 60, "max_epochs": 100_000})
+    plain = Classifier(cfg.updated(evidence_on_object=0.0))
     plain.fit_simulated(n_per_class=args.per_class, n_validation=100)
     clf = Classifier(cfg)
     t0 = time.perf_counter()

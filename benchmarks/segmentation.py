@@ -122,10 +122,8 @@ def finetune(model, image: np.ndarray, labels: np.ndarray, minutes: float):
     """nuclei-fluo trained further on (image, labels) mixed with its simulations."""
     from abbe.segment import Segmenter
 
-    tr = model.config.training.model_copy(
-        update={"max_time_s": minutes * 60, "max_epochs": 100_000, "learning_rate": 5e-4, "seed": 3}
-    )
-    cfg = model.config.model_copy(update={"training": tr, "real_fraction": 0.5})
+    tr = {"max_time_s": minutes * 60, "max_epochs": 100_000, "learning_rate": 5e-4, "seed": 3}
+    cfg = model.config.updated(training=tr, real_fraction=0.5)
     tuned = Segmenter(cfg, network=copy.deepcopy(model.network))  # the bundled one stays
     with tempfile.TemporaryDirectory() as work:
         tuned.fit(work_dir=work, pairs=[(image, labels)])  # zoomed to the model's size

@@ -284,6 +284,7 @@ def learned_protocol(minutes: float, frames: int) -> dict:
     from abbe.localize.calibration import camera_record
     from abbe.localize.deepstorm import DeepStorm
     from abbe.localize.learned import Localizer
+    from abbe.models.base import revalidated
     from abbe.simulate import Camera
 
     out: dict = {}
@@ -296,8 +297,8 @@ def learned_protocol(minutes: float, frames: int) -> dict:
             background=(20, 100),
             density=(0.0, 2.0),
             camera=camera_record(Camera.scmos((64, 64), seed=7)),
-            training=base.training.model_copy(
-                update={"max_time_s": minutes * 60, "max_epochs": 100_000, "seed": 1}
+            training=revalidated(
+                base.training, {"max_time_s": minutes * 60, "max_epochs": 100_000, "seed": 1}
             ),
         )
         with tempfile.TemporaryDirectory() as work:
@@ -327,6 +328,7 @@ def learned_dense(minutes: float) -> dict | None:
     from abbe.localize.deepstorm import DeepStorm
     from abbe.localize.learned import Localizer, estimate_conditions
     from abbe.metrics.smlm import score
+    from abbe.models.base import revalidated
 
     folder = SHARED / "deepstorm_demo1"
     if not folder.is_dir():
@@ -345,8 +347,8 @@ def learned_dense(minutes: float) -> dict | None:
             background=found["background"],
             density=(2.0, 8.0),
             camera=camera_record(camera),
-            training=base.training.model_copy(
-                update={"max_time_s": minutes * 60, "max_epochs": 100_000, "seed": 2}
+            training=revalidated(
+                base.training, {"max_time_s": minutes * 60, "max_epochs": 100_000, "seed": 2}
             ),
         )
         with tempfile.TemporaryDirectory() as work:

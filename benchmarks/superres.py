@@ -54,13 +54,14 @@ RL_ITERATIONS = (5, 10, 20, 40, 80)
 # --------------------------------------------------------------------------------- data
 def pair_config(structure: str | None = None, haze: float = 0.0):
     """Test pairs: flat background unless ``haze`` (probability of out-of-focus light)."""
+    from abbe.models.base import revalidated
     from abbe.simulate.superres import PRESETS
 
     base = PRESETS["widefield-2x"]
     update = {"size": SIZE, "mixed_fraction": 0.0, "haze_probability": haze}
     if structure is not None:
         update["structures"] = (structure,)
-    return base.model_copy(update=update)
+    return revalidated(base, update)
 
 
 def test_pair(structure: str, photons: float, seed: int, specimen=None, haze: float = 0.0):

@@ -102,7 +102,7 @@ def update(args: argparse.Namespace) -> None:
     model = load(args.out)
     xs, _ = dataset(args.images, args.size, args.seed)
     data = {**model.config.training_data, "stats": training_stats(xs, "YX")}
-    model.config = model.config.model_copy(update={"training_data": data})
+    model.config = model.config.updated(training_data=data)
     model.metrics["validation"] = validate(model, seed=args.seed + 7)
     model.save(args.out, overwrite=True)
     print(json.dumps(model.metrics["validation"], indent=2))

@@ -93,26 +93,25 @@ def validate(model, n: int = 12) -> dict:
 
 def build_config(args: argparse.Namespace):
     """The model's configuration from the command line's options."""
+    from abbe.models.base import revalidated
     from abbe.segment import SegmenterConfig
 
     base = SegmenterConfig()
-    simulation = base.simulation.model_copy(update={"pairs": args.pairs})
-    return base.model_copy(
-        update={
+    simulation = revalidated(base.simulation, {"pairs": args.pairs})
+    return base.updated(
+        **{
             "name": "nuclei-fluo",
             "simulation": simulation,
             "contact_weight": args.contact_weight,
             "merge_solidity": merge_threshold(simulation),
-            "network": base.network.model_copy(update={"out_channels": args.outputs}),
+            "network": {"out_channels": args.outputs},
             "description": "Nuclei instance segmentation (U-Net + watershed), fluorescence, "
             "trained on simulated nuclei only; images are rescaled to its nucleus size.",
-            "training": base.training.model_copy(
-                update={
-                    "max_time_s": None,
-                    "max_epochs": max(1, args.steps // base.training.steps_per_epoch),
-                    "seed": args.seed,
-                }
-            ),
+            "training": {
+                "max_time_s": None,
+                "max_epochs": max(1, args.steps // base.training.steps_per_epoch),
+                "seed": args.seed,
+            },
             "training_data": {
                 "summary": "simulated nuclei only (abbe.simulate.cells, defaults): 9–22 px, "
                 "touching (30 % with a sister pressed against them), flat to dome-shaped, "

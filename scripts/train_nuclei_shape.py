@@ -44,19 +44,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     base = ClassifierConfig()
-    cfg = base.model_copy(
-        update={
-            "name": "nuclei-shape",
-            "description": "Nucleus shape classes (round, elongated, fragmented) of segmented "
-            "nuclei: one crop per label; trained on simulated nuclei only.",
-            "training": base.training.model_copy(
-                update={"max_time_s": args.minutes * 60, "max_epochs": 100_000, "seed": 2}
-            ),
-        }
+    cfg = base.updated(
+        name="nuclei-shape",
+        description="Nucleus shape classes (round, elongated, fragmented) of segmented "
+        "nuclei: one crop per label; trained on simulated nuclei only.",
+        training={"max_time_s": args.minutes * 60, "max_epochs": 100_000, "seed": 2},
     )
     model = Classifier(cfg).fit_simulated(n_per_class=600, n_validation=100, quiet=False)
-    model.config = model.config.model_copy(
-        update={
+    model.config = model.config.updated(
+        **{
             "training_data": {
                 **model.config.training_data,
                 "summary": "600 simulated nuclei per class (abbe.simulate.cells.nucleus_field)",

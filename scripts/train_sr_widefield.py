@@ -71,21 +71,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     base = default_config(args.arch)
-    cfg = base.model_copy(
-        update={
-            "name": "sr-widefield-2x",
-            "description": "2× super-resolution of widefield fluorescence (≈250 nm → 80 nm "
-            "resolution, 100 → 50 nm pixels), trained on simulated filaments, puncta and rings.",
-            "training": base.training.model_copy(
-                update={"max_time_s": args.minutes * 60, "max_epochs": 100_000, "seed": 3}
-            ),
-        }
+    cfg = base.updated(
+        name="sr-widefield-2x",
+        description="2× super-resolution of widefield fluorescence (≈250 nm → 80 nm "
+        "resolution, 100 → 50 nm pixels), trained on simulated filaments, puncta and rings.",
+        training={"max_time_s": args.minutes * 60, "max_epochs": 100_000, "seed": 3},
     )
     model = SuperResolution(cfg)
     with tempfile.TemporaryDirectory() as work:
         model.fit_simulated(PRESETS["widefield-2x"], n_pairs=args.pairs, work_dir=work, quiet=False)
-    model.config = model.config.model_copy(
-        update={
+    model.config = model.config.updated(
+        **{
             "training_data": {
                 **model.config.training_data,
                 "summary": f"{args.pairs} simulated widefield fields (filaments, puncta, rings; "
