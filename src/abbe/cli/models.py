@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -9,16 +10,22 @@ import typer
 from abbe.cli.common import out, print_json
 
 
-def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List the bundled models, what they were trained on and how well they scored."""
+def models(
+    folder: Path = typer.Argument(
+        None, help="A model folder, or a folder of model folders (default: the bundled models)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List models (the bundled ones, or those in FOLDER) of every method, what they were
+    trained on and how well they scored."""
     from abbe.models import available
 
-    rows = available()
+    rows = available(folder)
     if as_json:
         print_json(rows)
         return
     if not rows:
-        out.print("no bundled models")
+        out.print(f"no models in {folder}" if folder is not None else "no bundled models")
         return
     for r in rows:
         _describe(r)
@@ -30,9 +37,10 @@ def _describe(r: dict[str, Any]) -> None:
     out.print(
         f"[bold]{r['name']}[/bold]  ({r['method'].upper()}"
         f"{', axes ' + r['axes'] if r['axes'] else ''}, "
-        f"{r['size_kb'] / 1024:.1f} MB; use with -m {r['name']})"
+        f"{r['size_kb'] / 1024:.1f} MB; {_usage(r)})"
     )
-    out.print(f"  {r['description']}")
+    if r["description"]:
+        out.print(f"  {r['description']}")
     summary = (r["training_data"] or {}).get("summary")
     if summary:
         out.print(f"  trained on: {summary}")
@@ -56,3 +64,14 @@ def _describe(r: dict[str, Any]) -> None:
     elif validation:
         out.print("  validation: " + ", ".join(f"{k} {v}" for k, v in validation.items()))
     out.print()
+
+
+def _usage(r: dict[str, Any]) -> str:
+    """How a model of this method is used on the command line."""
+    verb = {
+        "segment": "abbe segment IMAGE -m",
+        "classify": "abbe classify IMAGE --labels LABELS -m",
+        "localizer": "abbe localize STACK --method",
+        "deepstorm": "abbe localize STACK --method",
+    }.get(r["method"], "abbe restore IMAGE -m")
+    return f"{verb} {r['use']}"

@@ -123,6 +123,7 @@ def describe(name: str, folder: Path) -> dict[str, Any]:
         "metrics": mf.read_metrics(folder),
         "size_kb": round(weights.stat().st_size / 1024, 1) if weights.exists() else 0.0,
         "path": str(folder),
+        "use": name if folder.parent == BUNDLED_DIR else str(folder),
     }
 
 
