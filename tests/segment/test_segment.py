@@ -12,14 +12,14 @@ from abbe.errors import InputError
 from abbe.metrics.segmentation import score_labels
 from abbe.nn import UNetConfig
 from abbe.segment import Segmenter, SegmenterConfig, drop_faint, estimate_radius, postprocess
-from abbe.segment.model import (
+from abbe.segment.postprocess import merge_convex
+from abbe.segment.targets import (
     contact_map,
     contact_weights,
-    merge_convex,
     normalize_image,
-    segmentation_loss,
     segmentation_targets,
 )
+from abbe.segment.training import segmentation_loss
 from abbe.simulate.cells import NucleiImageConfig, nuclei_image
 from abbe.simulate.specimens import nuclei
 from abbe.train import TrainingConfig
@@ -273,6 +273,16 @@ def test_tiled_maps_equal_one_pass_so_labels_cross_tile_borders(bundled):
     np.testing.assert_allclose(dist_t, dist, atol=1e-4)
 
 
+def test_a_small_memory_budget_tiles_and_gives_the_same_labels(bundled):
+    image = nuclei_image((256, 224), seed=11).image
+    whole = bundled.predict(image, scale=1.0, tile=None)
+    tiles = bundled.tile_shape((256, 224), "auto", memory_mb=48)
+    assert tiles is not None and tiles[0] < 224  # the budget really cuts the image
+    tiled = bundled.predict(image, scale=1.0, memory_mb=48)
+    assert whole.max() >= 10
+    np.testing.assert_array_equal(tiled, whole)
+
+
 def test_faint_objects_are_dropped_but_dim_nuclei_kept():
     lab = disks(10, centres=((40, 40), (40, 120), (120, 40), (120, 120)))
     image = np.full(lab.shape, 10.0)
@@ -347,7 +357,7 @@ def test_planes_without_nuclei_stay_empty_on_the_stack_s_intensity_scale():
 def test_stitch_planes_continues_overlapping_objects():
     """A cap inside a larger section continues it (overlap of the smaller one ≥ 50 %); an
     object touching nothing above starts a new one."""
-    from abbe.segment.model import stitch_planes
+    from abbe.segment.stack import stitch_planes
 
     a = np.zeros((20, 20), np.int32)
     a[2:12, 2:12] = 5  # one large section

@@ -3,16 +3,16 @@
 union is convex are joined. Trained on simulations (:mod:`abbe.simulate.cells`) or on a user's
 image/label pairs, and fine-tuned from a bundled model."""
 
-from abbe.segment.model import (
-    Segmenter,
-    SegmenterConfig,
-    contact_map,
+from abbe.segment.config import SegmenterConfig
+from abbe.segment.model import Segmenter
+from abbe.segment.postprocess import (
     drop_faint,
     estimate_radius,
     merge_convex,
     postprocess,
     touching_solidities,
 )
+from abbe.segment.targets import contact_map
 
 __all__ = [
     "Segmenter",
