@@ -11,6 +11,7 @@ import numpy as np
 import typer
 
 from abbe.cli.common import out, progress
+from abbe.cli.options import compute, device_option, threads_option
 from abbe.errors import InputError
 
 
@@ -41,6 +42,8 @@ def classify(
     saliency: Path = typer.Option(
         None, "--saliency", help="Folder for Grad-CAM maps (<input>_saliency.tif, input-sized)."
     ),
+    device: str = device_option(),
+    threads: int = threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
@@ -51,6 +54,7 @@ def classify(
     from abbe.cli.train import collect_images, match_pairs
     from abbe.io.tables import write_rows
 
+    options = compute(device, threads)
     clf = models.load(model)
     if not isinstance(clf, Classifier):
         raise InputError("is not a classifier (train one with abbe train classify)", model)
@@ -84,7 +88,7 @@ def classify(
                 raise InputError("holds no objects (all zero)", lab_path)
         else:
             crops = [whole_image_crop(image, cfg.crop_size)]
-        prob = clf.predict_proba([c.crop for c in crops])
+        prob = clf.predict_proba([c.crop for c in crops], **options)
         cams = clf.saliency([c.crop for c in crops]) if saliency is not None else None
         inside = saliency_inside(cams, [c.mask for c in crops]) if cams is not None else None
         for k, (c, p) in enumerate(zip(crops, prob, strict=True)):

@@ -9,6 +9,7 @@ import numpy as np
 import typer
 
 from abbe.cli.common import err, out, progress
+from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
 
 
@@ -58,6 +59,9 @@ def localize(
     ),
     drift: bool = typer.Option(False, "--drift", help="Correct drift by cross-correlation."),
     axes: str = typer.Option(None, "--axes", help="Axes of the stack, e.g. TYX."),
+    memory_mb: float = memory_option(),
+    device: str = device_option(),
+    threads: int = threads_option(),
     chunk_frames: int = typer.Option(200, "--chunk", min=1, help="Frames per batch."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
@@ -71,6 +75,7 @@ def localize(
     from abbe.localize.calibration import camera_from_flags, load_camera, looks_offset
     from abbe.localize.render import correct_drift, estimate_drift, render_gaussian
 
+    options = compute(device, threads, memory_mb)
     learned = None
     if method not in ("fit", "deepstorm"):
         from abbe.localize.learned import load_model
@@ -116,7 +121,7 @@ def localize(
     for start in progress(starts, "localizing", total=len(starts), quiet=quiet):
         frames = np.asarray(stack[start : start + chunk_frames], dtype=np.float32)
         if learned is not None:
-            locs = learned.predict(frames, camera=camera)
+            locs = learned.predict(frames, camera=camera, **options)
         else:
             locs = fit(
                 frames,

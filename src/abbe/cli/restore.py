@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from abbe.cli.common import err, out
+from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
 from abbe.trust.ood import OutOfDistributionWarning
 
@@ -52,11 +53,9 @@ def restore(
     output: Path = typer.Option(..., "-o", "--output", help="Output file (one input) or folder."),
     axes: str = typer.Option(None, "--axes", help="Axes of the inputs, e.g. YX, TYX, ZYX."),
     tile: str = typer.Option("auto", "--tile", help="auto, none, or core edge in pixels."),
-    memory_mb: float = typer.Option(
-        1024, "--memory-mb", min=64, help="Memory budget of one tile's computation."
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: all)."),
+    memory_mb: float = memory_option(),
+    device: str = device_option(),
+    threads: int = threads_option(),
     uncertainty: bool = typer.Option(
         False,
         "--uncertainty",
@@ -81,10 +80,7 @@ def restore(
         io.check_writable(t, overwrite=overwrite)
         if uncertainty:
             io.check_writable(uncertainty_path(t), overwrite=overwrite)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    options = compute(device, threads, memory_mb)
     m = models.load(model)
     _check_restoration_model(m, model)
     jobs = list(zip(inputs, targets, strict=True))
@@ -92,16 +88,15 @@ def restore(
         lazy = path.name.lower().endswith(".zarr") or target.name.lower().endswith(".zarr")
         data, meta = io.read(path, axes=axes, lazy=lazy)
         meta = _output_meta(m, meta.replace(source=str(path)), path)
-        options = {
+        run = {
+            **options,
             "tile": tile_value,
-            "memory_mb": memory_mb,
-            "device": device,
             "progress": _tile_progress(quiet),
             "uncertainty": uncertainty,
         }
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", OutOfDistributionWarning)
-            _restore_one(m, data, meta, target, options, overwrite)
+            _restore_one(m, data, meta, target, run, overwrite)
         for w in caught:
             if issubclass(w.category, OutOfDistributionWarning):
                 err.print(f"warning: {path}: {w.message}", markup=False)

@@ -8,6 +8,7 @@ import numpy as np
 import typer
 
 from abbe.cli.common import out, progress
+from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
 
 
@@ -30,6 +31,9 @@ def segment(
         "--tta",
         help="Average the model over the image's 8 rotations and mirror images (8× slower).",
     ),
+    memory_mb: float = memory_option(),
+    device: str = device_option(),
+    threads: int = threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
@@ -40,6 +44,7 @@ def segment(
     from abbe.cli.train import collect_images
     from abbe.segment import Segmenter
 
+    options = compute(device, threads, memory_mb)
     seg = Segmenter.load(model)
     inputs = collect_images(inputs, "input")
     targets = output_paths(inputs, output)
@@ -52,9 +57,9 @@ def segment(
         image = np.asarray(data) if stack else _plane(np.asarray(data), meta.axes, channel, src)
         try:
             if stack:
-                labels = seg.predict_stack(image, diameter_px=diameter, tta=tta)
+                labels = seg.predict_stack(image, diameter_px=diameter, tta=tta, **options)
             else:
-                labels = seg.predict(image, diameter_px=diameter, tta=tta)
+                labels = seg.predict(image, diameter_px=diameter, tta=tta, **options)
         except InputError as exc:
             raise InputError(exc.message, src) from None
         kept = io.Meta(
