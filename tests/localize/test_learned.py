@@ -114,7 +114,7 @@ def test_a_localizer_saved_before_reach_loads_as_trained(tmp_path):
 def test_pooled_neighbours_cancel_their_pull_toward_pixel_centres():
     import torch
 
-    from abbe.localize.learned import _positions
+    from abbe.localize.learned import positions as _positions
 
     # One emitter near a pixel corner; every pixel of the 3×3 places it pulled 30 % of the
     # way toward its own centre (a head's hedge when the position is uncertain), and is the

@@ -212,3 +212,19 @@ def test_every_method_exports_to_torchscript(tmp_path):
             want = model.network.eval()(x)
             got = torch.jit.load(str(path))(x)
         torch.testing.assert_close(got, want)
+
+
+def test_the_library_changes_settings_only_through_validation():
+    """``model_copy(update=…)`` skips validation (a negative learning rate or an unknown key
+    would pass); abbe's code changes settings with ``updated()``/``revalidated()``."""
+    import abbe
+
+    package = Path(abbe.__file__).parent
+    offenders = [
+        f"{p.relative_to(package)}:{i}"
+        for p in package.rglob("*.py")
+        if p.name != "base.py"
+        for i, line in enumerate(p.read_text().splitlines(), start=1)
+        if ".model_copy(" in line
+    ]
+    assert offenders == []

@@ -13,6 +13,7 @@ import typer
 from abbe.cli.common import out, progress
 from abbe.cli.options import compute, device_option, threads_option
 from abbe.errors import InputError
+from abbe.models.base import revalidated
 
 
 def _plane(path: Path, what: str) -> np.ndarray:
@@ -203,8 +204,8 @@ def train_classify(
 
     prepare_output_folder(output, resume=resume, overwrite=overwrite)
     base = ClassifierConfig()
-    training = base.training.model_copy(
-        update={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
+    training = revalidated(
+        base.training, {"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
     )
     if table is not None:
         crops, names, masks = read_table(table)
@@ -223,9 +224,7 @@ def train_classify(
             crops, names, masks=masks, work_dir=output, resume=resume, quiet=quiet
         )
     else:
-        config = base.model_copy(
-            update={"name": output.name, "crop_size": crop_size, "training": training}
-        )
+        config = base.updated(name=output.name, crop_size=crop_size, training=training)
         model = Classifier(config).fit_simulated(
             n_per_class=per_class, work_dir=output, resume=resume, quiet=quiet
         )

@@ -11,6 +11,7 @@ import typer
 from abbe.cli.common import err, out, progress
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
+from abbe.models.base import revalidated
 
 
 def localize(
@@ -181,7 +182,7 @@ def _train_deepstorm(stack, px, camera, psf_sigma_nm, stack_density, seconds, fo
         background=settings["background"],
         density=(0.1 * top, top),
         camera=camera_record(camera) if camera is not None else {"kind": "ideal"},
-        training=base.training.model_copy(update={"max_time_s": seconds, "max_epochs": 100_000}),
+        training=revalidated(base.training, {"max_time_s": seconds, "max_epochs": 100_000}),
     )
     if not quiet:
         out.print(

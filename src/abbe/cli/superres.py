@@ -11,6 +11,7 @@ import typer
 
 from abbe.cli.common import out
 from abbe.errors import InputError
+from abbe.models.base import revalidated
 
 _HELP = {
     "dfcan": "DFCAN (Fourier channel attention; Qiao et al. 2021), loss MSE + 0.1·(1 − SSIM).",
@@ -54,15 +55,14 @@ def train_superres(
     scale = config.network.scale
     prepare_output_folder(output, resume=resume, overwrite=overwrite)
     output.mkdir(parents=True, exist_ok=True)
-    model = SuperResolution(config.model_copy(update={"name": output.name}))
+    model = SuperResolution(config.updated(name=output.name))
     if inputs is None and crappify is None:
         updates: dict[str, Any] = {"scale": scale}
         if pixel_size is not None:
             updates["pixel_size_nm"] = pixel_size
         if target_fwhm is not None:
             updates["target_fwhm_nm"] = target_fwhm
-        sim = PRESETS[preset].model_copy(update=updates)
-        sim = type(sim).model_validate(sim.model_dump())
+        sim = revalidated(PRESETS[preset], updates)
         if not quiet:
             out.print(
                 f"training {arch.upper()} ×{scale} on {n_pairs} simulated pairs ({preset}: "
@@ -74,7 +74,7 @@ def train_superres(
     else:
         xs, ys, provenance, px = _user_pairs(inputs, targets, crappify, scale, seed)
         if px is not None:
-            model.config = model.config.model_copy(update={"pixel_size_nm": px})
+            model.config = model.config.updated(pixel_size_nm=px)
         if not quiet:
             out.print(
                 f"training {arch.upper()} ×{scale} on {len(xs)} pairs, at most {max_time:g} s; "

@@ -10,6 +10,7 @@ import typer
 
 from abbe.cli.common import out
 from abbe.errors import InputError
+from abbe.models.base import revalidated
 
 app = typer.Typer(help="Train a model (CARE, Noise2Void, …) on your images.", no_args_is_help=True)
 
@@ -404,8 +405,8 @@ def _smlm_config(
         density=density,
         camera=camera_record(camera) if camera is not None else {"kind": "ideal"},
         structured=structured,
-        training=base.training.model_copy(
-            update={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
+        training=revalidated(
+            base.training, {"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
         ),
         **extra,
     )
@@ -472,10 +473,10 @@ def segment(
         if steps
         else {"max_time_s": max_time, "max_epochs": 100_000}
     )
-    config = base.model_copy(
-        update={
+    config = base.updated(
+        **{
             "name": output.name,
-            "training": base.training.model_copy(update={**budget, "seed": seed}),
+            "training": {**budget, "seed": seed},
             "real_fraction": 0.5 if pairs else 0.0,
             "training_data": {
                 "simulated": "abbe.simulate.cells.nuclei_image",
