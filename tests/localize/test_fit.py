@@ -9,10 +9,12 @@ import pytest
 from abbe.localize import fit, fit_rois
 from abbe.metrics.smlm import crlb_nm, match, score
 from abbe.simulate import Camera
-from abbe.simulate.smlm import integrated_gaussian_1d, smlm
+from abbe.simulate.psfmodel import integrated_gaussian_1d
+from abbe.simulate.smlm import smlm
 
 SIGMA_PX = 1.3
 BOX = 9
+EDGES = np.arange(BOX + 1, dtype=np.float64)
 
 
 def _isolated_rois(n: int, photons: float, background: float, seed: int):
@@ -20,8 +22,8 @@ def _isolated_rois(n: int, photons: float, background: float, seed: int):
     rng = np.random.default_rng(seed)
     x = BOX / 2 + rng.uniform(-0.5, 0.5, n)
     y = BOX / 2 + rng.uniform(-0.5, 0.5, n)
-    ex = integrated_gaussian_1d(x, SIGMA_PX, BOX)
-    ey = integrated_gaussian_1d(y, SIGMA_PX, BOX)
+    ex = integrated_gaussian_1d(EDGES, x, SIGMA_PX)
+    ey = integrated_gaussian_1d(EDGES, y, SIGMA_PX)
     mu = background + photons * ey[:, :, None] * ex[:, None, :]
     return rng.poisson(mu).astype(np.float32), x, y
 
@@ -56,8 +58,8 @@ def test_two_overlapping_emitters_are_both_found():
     y = np.full(n, 4.5)
     mu = 30.0
     for xs in (x1, x2):
-        ex = integrated_gaussian_1d(xs, SIGMA_PX, BOX)
-        ey = integrated_gaussian_1d(y, SIGMA_PX, BOX)
+        ex = integrated_gaussian_1d(EDGES, xs, SIGMA_PX)
+        ey = integrated_gaussian_1d(EDGES, y, SIGMA_PX)
         mu = mu + 2000 * ey[:, :, None] * ex[:, None, :]
     rois = rng.poisson(mu).astype(np.float32)
     slots = fit_rois(rois, sigma_px=SIGMA_PX, max_emitters=3)

@@ -1,7 +1,8 @@
 """Maximum-likelihood fitting of single emitters, batched in PyTorch, with the Cramér–Rao bound.
 
-Each candidate's ``box × box`` region is fitted by the model ``μ = b + N·E_x·E_y`` (a
-pixel-integrated Gaussian of σ, plus a flat background) under Poisson statistics, by
+Each candidate's ``box × box`` region is fitted by the model ``μ = b + N·h`` (a PSF model
+:class:`~abbe.simulate.psfmodel.PSFModel`, by default the pixel-integrated Gaussian of σ, plus a
+flat background) under Poisson statistics, by
 Levenberg–Marquardt steps on the Fisher information (Fisher scoring with a per-fit damping that
 rises when a step lowers the likelihood). All regions are fitted at once as tensors.
 
@@ -31,6 +32,7 @@ import torch
 from abbe.errors import InputError
 from abbe.localize.detect import band_pass, find_peaks, threshold_for
 from abbe.simulate.camera import Camera
+from abbe.simulate.psfmodel import IntegratedGaussian, PSFModel, crlb_from_jacobian
 
 LOC_COLUMNS = [
     "frame",
@@ -49,8 +51,6 @@ TRIGGER_SD = 1.5
 #: ... and the extra emitter is kept when the deviance drops by more than this times the
 #: Bayesian-information penalty ln(pixels) per added parameter.
 PENALTY_PER_PARAMETER = 1.0
-_SQRT2 = math.sqrt(2.0)
-_SQRT2PI = math.sqrt(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -85,50 +85,35 @@ def _gather(frames: np.ndarray, t, y0, x0, box: int) -> np.ndarray:
     return frames[t[:, None, None], (y0[:, None] + r)[:, :, None], (x0[:, None] + r)[:, None, :]]
 
 
-def _axis_terms(c: torch.Tensor, s: torch.Tensor, box: int):
-    """Per-pixel integrated Gaussian along one axis and its derivatives in c and σ."""
-    edges = torch.arange(box + 1, dtype=c.dtype)
-    d = edges[None, :] - c[:, None]
-    sig = s[:, None]
-    cdf = torch.erf(d / (_SQRT2 * sig))
-    g = torch.exp(-(d**2) / (2 * sig**2))
-    e = 0.5 * (cdf[:, 1:] - cdf[:, :-1])
-    de_dc = (g[:, :-1] - g[:, 1:]) / (_SQRT2PI * sig)
-    dg = d * g
-    de_ds = (dg[:, :-1] - dg[:, 1:]) / (_SQRT2PI * sig**2)
-    return e, de_dc, de_ds
-
-
 def _model(
-    theta: torch.Tensor, box: int, gamma: torch.Tensor, m: int, fit_sigma: bool, sigma0: float
+    theta: torch.Tensor, box: int, gamma: torch.Tensor, m: int, psf: PSFModel, fit_shape: bool
 ):
     """Model μ (n, box, box) of ``m`` emitters plus background and its Jacobian (n, P, box²).
 
-    Parameters are laid out as (x₁, y₁, N₁, …, x_m, y_m, N_m, b[, σ]).
+    Parameters are laid out as the PSF's :meth:`~abbe.simulate.psfmodel.PSFModel.fit_params`
+    for each emitter ((x, y, N) for a 2D PSF, (x, y, z, N) for a 3D one), then the background,
+    then the PSF's shape parameters (σ for the Gaussian) when they are fitted.
     """
     n_roi = theta.shape[0]
-    b = theta[:, 3 * m]
-    s = theta[:, 3 * m + 1] if fit_sigma else torch.full_like(b, sigma0)
+    names = psf.fit_params()
+    per = len(names)
+    b = theta[:, per * m]
+    shape = {}
+    if fit_shape:
+        shape = {name: theta[:, per * m + 1 + i] for i, name in enumerate(psf.shape_params)}
+    wrt = names + list(shape)
     mu = b[:, None, None] + gamma
     cols = []
-    dsig = torch.zeros_like(mu)
+    dshape = {name: torch.zeros_like(mu) for name in shape}
     for k in range(m):
-        x, y, n = theta[:, 3 * k], theta[:, 3 * k + 1], theta[:, 3 * k + 2]
-        ex, dex, dsx = _axis_terms(x, s, box)
-        ey, dey, dsy = _axis_terms(y, s, box)
-        shape = ey[:, :, None] * ex[:, None, :]
-        nn = n[:, None, None]
-        mu = mu + nn * shape
-        cols += [
-            nn * ey[:, :, None] * dex[:, None, :],
-            nn * dey[:, :, None] * ex[:, None, :],
-            shape,
-        ]
-        if fit_sigma:
-            dsig = dsig + nn * (dsy[:, :, None] * ex[:, None, :] + ey[:, :, None] * dsx[:, None, :])
+        params = {name: theta[:, per * k + i] for i, name in enumerate(names)} | shape
+        out = psf.evaluate(params, (box, box), wrt=wrt)
+        mu = mu + out.image
+        cols += [out.grad[name] for name in names]
+        for name in dshape:  # one shape for every emitter of a region
+            dshape[name] = dshape[name] + out.grad[name]
     cols.append(torch.ones_like(mu))
-    if fit_sigma:
-        cols.append(dsig)
+    cols += list(dshape.values())
     jac = torch.stack(cols, dim=1).reshape(n_roi, len(cols), box * box)
     return mu, jac
 
@@ -143,9 +128,12 @@ def deviance(data: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     return 2 * (ratio - (data - mu)).sum(dim=(1, 2))
 
 
-def _bounds(box: int, m: int, fit_sigma: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    lo = [0.0, 0.0, 1.0] * m + [1e-3] + ([0.3] if fit_sigma else [])
-    hi = [float(box), float(box), 1e9] * m + [1e9] + ([box / 2] if fit_sigma else [])
+def _bounds(box: int, m: int, psf: PSFModel, fit_shape: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    fixed = {"x": (0.0, float(box)), "y": (0.0, float(box)), "photons": (1.0, 1e9)}
+    per = [fixed.get(name) or psf.bounds(name, box) for name in psf.fit_params()]
+    shape = [psf.bounds(name, box) for name in psf.shape_params] if fit_shape else []
+    lo = [b[0] for b in per] * m + [1e-3] + [b[0] for b in shape]
+    hi = [b[1] for b in per] * m + [1e9] + [b[1] for b in shape]
     return torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
 
 
@@ -155,17 +143,18 @@ def _levenberg_marquardt(
     *,
     gamma: torch.Tensor,
     m: int,
-    fit_sigma: bool,
-    sigma_px: float,
+    psf: PSFModel,
+    fit_shape: bool,
     iterations: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Maximize the Poisson likelihood of every region; returns θ, μ, Jacobian, log-likelihood."""
     n, box, _ = data.shape
     p = theta.shape[1]
-    lo, hi = _bounds(box, m, fit_sigma)
+    lo, hi = _bounds(box, m, psf, fit_shape)
+    per = len(psf.fit_params())
     theta = theta.clone()  # updated in place below
     lam = torch.full((n,), 1e-3, dtype=torch.float64)
-    mu, jac = _model(theta, box, gamma, m, fit_sigma, sigma_px)
+    mu, jac = _model(theta, box, gamma, m, psf, fit_shape)
     ll = _loglik(data, mu)
     eye = torch.eye(p, dtype=torch.float64)
     # Regions drop out once converged (most need well under ``iterations`` steps); the
@@ -183,9 +172,9 @@ def _levenberg_marquardt(
         lam_a = lam[active]
         step = torch.linalg.solve(fisher + lam_a[:, None, None] * diag + 1e-9 * eye, grad)
         for k in range(m):  # at most a pixel per step keeps emitters from swapping places
-            step[:, 3 * k : 3 * k + 2] = step[:, 3 * k : 3 * k + 2].clamp(-1.0, 1.0)
+            step[:, per * k : per * k + 2] = step[:, per * k : per * k + 2].clamp(-1.0, 1.0)
         trial = torch.minimum(torch.maximum(th + step, lo), hi)
-        mu_t, jac_t = _model(trial, box, g, m, fit_sigma, sigma_px)
+        mu_t, jac_t = _model(trial, box, g, m, psf, fit_shape)
         ll_t = _loglik(d, mu_t)
         better = ll_t > ll[active]
         theta[active] = torch.where(better[:, None], trial, th)
@@ -201,15 +190,10 @@ def _levenberg_marquardt(
     return theta, mu, jac, ll
 
 
-def _crlb(jac: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-    n, p, _ = jac.shape
-    fisher = torch.einsum("npk,nqk->npq", jac / mu.reshape(n, 1, -1), jac)
-    eye = torch.eye(p, dtype=torch.float64)
-    cov = torch.linalg.solve(fisher + 1e-12 * eye, eye.expand(n, -1, -1))
-    return torch.sqrt(torch.clamp(torch.diagonal(cov, dim1=1, dim2=2), min=0.0))
+_crlb = crlb_from_jacobian
 
 
-def _initial(rois: torch.Tensor, sigma_px: float, fit_sigma: bool) -> torch.Tensor:
+def _initial(rois: torch.Tensor, psf: PSFModel, fit_shape: bool) -> torch.Tensor:
     """One emitter at the background-subtracted centroid, background from the region's rim."""
     _n, box, _ = rois.shape
     border = torch.cat([rois[:, 0], rois[:, -1], rois[:, 1:-1, 0], rois[:, 1:-1, -1]], 1)
@@ -219,20 +203,21 @@ def _initial(rois: torch.Tensor, sigma_px: float, fit_sigma: bool) -> torch.Tens
     grid = torch.arange(box, dtype=torch.float64) + 0.5
     x0 = (signal.sum(1) * grid).sum(1) / total
     y0 = (signal.sum(2) * grid).sum(1) / total
-    params = [x0, y0, total.clamp(min=10.0), b0]
-    if fit_sigma:
-        params.append(torch.full_like(x0, sigma_px))
+    extra = [torch.zeros_like(x0) for _ in psf.emitter_params]  # z = 0: in focus
+    params = [x0, y0, *extra, total.clamp(min=10.0), b0]
+    if fit_shape:
+        params += [torch.full_like(x0, getattr(psf, name)) for name in psf.shape_params]
     return torch.stack(params, dim=1)
 
 
-def _add_emitter(
-    theta: torch.Tensor, data: torch.Tensor, mu: torch.Tensor, m: int, sigma_px: float
-):
+def _add_emitter(theta: torch.Tensor, data: torch.Tensor, mu: torch.Tensor, m: int, psf: PSFModel):
     """θ of m emitters → θ of m + 1: the new one at the peak of the smoothed positive residual,
     with the photons that residual holds; the others keep theirs."""
     import torch.nn.functional as F
 
     n, box, _ = data.shape
+    sigma_px = psf.width_px
+    per = len(psf.fit_params())
     resid = torch.clamp(data - mu, min=0.0)
     r = max(1, round(sigma_px))
     k = torch.arange(-r, r + 1, dtype=torch.float64)
@@ -243,15 +228,17 @@ def _add_emitter(
     y_new = (idx // box).to(torch.float64) + 0.5
     x_new = (idx % box).to(torch.float64) + 0.5
     n_new = torch.clamp(resid.sum(dim=(1, 2)), min=10.0)
-    emitters = theta[:, : 3 * m]
-    rest = theta[:, 3 * m : 3 * m + 1]  # background (σ is fixed for several emitters)
-    return torch.cat([emitters, torch.stack([x_new, y_new, n_new], 1), rest], 1)
+    extra = [torch.zeros_like(x_new) for _ in psf.emitter_params]
+    emitters = theta[:, : per * m]
+    rest = theta[:, per * m : per * m + 1]  # background (the shape is fixed for several emitters)
+    return torch.cat([emitters, torch.stack([x_new, y_new, *extra, n_new], 1), rest], 1)
 
 
 def fit_rois(
     rois: np.ndarray,
     *,
-    sigma_px: float,
+    sigma_px: float | None = None,
+    psf: PSFModel | None = None,
     fit_sigma: bool = False,
     gamma: np.ndarray | float = 0.0,
     iterations: int = 30,
@@ -260,6 +247,10 @@ def fit_rois(
     start: np.ndarray | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Poisson MLE of (x, y, N, b[, σ]) in each (n, box, box) region of photo-electrons.
+
+    The PSF is ``psf``, or an :class:`~abbe.simulate.psfmodel.IntegratedGaussian` of
+    ``sigma_px``; with ``fit_sigma`` its shape parameters (σ for the Gaussian) are fitted per
+    region too. A 3D PSF adds its emitter parameters (z) between y and N.
 
     With ``max_emitters`` > 1, regions whose one-emitter fit is poor (Poisson deviance well above
     its degrees of freedom) are refitted with one more emitter (σ fixed), kept when the deviance
@@ -270,26 +261,32 @@ def fit_rois(
     -------
     One dict per emitter slot: ``x``, ``y`` (pixels from the region's corner, pixel centres at
     j + ½), ``photons`` and ``background`` (photo-electrons), ``sigma`` (pixels), ``crlb_x``,
-    ``crlb_y`` (pixels), ``present`` (bool; slot k > 0 exists only where more emitters won).
+    ``crlb_y`` (pixels), ``present`` (bool; slot k > 0 exists only where more emitters won);
+    a 3D PSF adds its emitter parameters and their ``crlb_<name>``.
     """
+    psf = _psf_or_gaussian(psf, sigma_px)
+    per = len(psf.fit_params())
     rois_t = torch.as_tensor(np.asarray(rois), dtype=torch.float64)
     n, box, _ = rois_t.shape
     g = torch.as_tensor(np.broadcast_to(np.asarray(gamma, np.float64), rois_t.shape).copy())
     data = torch.clamp(rois_t + g, min=0.0)
-    theta0 = _initial(rois_t, sigma_px, fit_sigma)
-    if start is not None:  # (x, y, N, b) per region, e.g. an earlier fit's
-        theta0[:, :4] = torch.as_tensor(np.asarray(start, np.float64))
+    theta0 = _initial(rois_t, psf, fit_sigma)
+    if start is not None:  # (x, y, [z,] N, b) per region, e.g. an earlier fit's
+        theta0[:, : per + 1] = torch.as_tensor(np.asarray(start, np.float64))
     theta, mu, jac, _ = _levenberg_marquardt(
-        data, theta0, gamma=g, m=1, fit_sigma=fit_sigma, sigma_px=sigma_px, iterations=iterations
+        data, theta0, gamma=g, m=1, psf=psf, fit_shape=fit_sigma, iterations=iterations
     )
-    sigma = theta[:, 4] if fit_sigma else torch.full((n,), sigma_px, dtype=torch.float64)
+    if fit_sigma and "sigma_px" in psf.shape_params:
+        sigma = theta[:, per + 1 + psf.shape_params.index("sigma_px")]
+    else:
+        sigma = torch.full((n,), psf.width_px, dtype=torch.float64)
     best_m = torch.ones(n, dtype=torch.long)
     best = {1: (theta, jac, mu)}
     dev = deviance(data, mu)
-    penalty = excess * PENALTY_PER_PARAMETER * 3 * math.log(box * box)
+    penalty = excess * PENALTY_PER_PARAMETER * per * math.log(box * box)
     active = torch.ones(n, dtype=torch.bool)
     for m in range(2, max_emitters + 1):
-        dof = box * box - (3 * (m - 1) + 1)
+        dof = box * box - (per * (m - 1) + 1)
         # Only regions whose current model leaves structure behind are worth another emitter.
         active = active & (dev > excess * (dof + TRIGGER_SD * math.sqrt(2 * dof)))
         idx = torch.nonzero(active).squeeze(1)
@@ -297,24 +294,29 @@ def fit_rois(
             break
         prev_theta, _, prev_mu = best[m - 1]
         base = prev_theta[idx]
-        if m == 2 and fit_sigma:  # several emitters share the single fit's σ, held fixed
-            base = base[:, :4]
-        start = _add_emitter(base, data[idx], prev_mu[idx], m - 1, sigma_px)
-        sub_sigma = float(sigma[idx].median()) if fit_sigma else sigma_px
+        if m == 2 and fit_sigma:  # several emitters share the single fit's shape, held fixed
+            base = base[:, : per + 1]
+        start = _add_emitter(base, data[idx], prev_mu[idx], m - 1, psf)
+        sub_psf = psf
+        if fit_sigma:
+            fitted = theta[idx, per + 1 :]
+            sub_psf = psf.replace(
+                **{k: float(fitted[:, i].median()) for i, k in enumerate(psf.shape_params)}
+            )
         t_m, mu_m, jac_m, _ = _levenberg_marquardt(
             data[idx],
             start,
             gamma=g[idx],
             m=m,
-            fit_sigma=False,
-            sigma_px=sub_sigma,
+            psf=sub_psf,
+            fit_shape=False,
             iterations=iterations,
         )
         dev_m = deviance(data[idx], mu_m)
         wins = (dev[idx] - dev_m) > penalty
-        theta_m = torch.zeros((n, 3 * m + 1), dtype=torch.float64)
+        theta_m = torch.zeros((n, per * m + 1), dtype=torch.float64)
         mu_full = best[m - 1][2].clone()
-        jac_full = torch.zeros((n, 3 * m + 1, box * box), dtype=torch.float64)
+        jac_full = torch.zeros((n, per * m + 1, box * box), dtype=torch.float64)
         theta_m[idx], jac_full[idx], mu_full[idx] = t_m, jac_m, mu_m
         best[m] = (theta_m, jac_full, mu_full)
         won = idx[wins]
@@ -322,13 +324,28 @@ def fit_rois(
         dev[won] = dev_m[wins]
         active = torch.zeros(n, dtype=torch.bool)
         active[won] = True
-    return _slots(best, best_m, sigma, max_emitters, fit_sigma)
+    return _slots(best, best_m, sigma, max_emitters, psf)
 
 
-def _slots(best, best_m, sigma, max_emitters, fit_sigma) -> list[dict[str, np.ndarray]]:
+def _psf_or_gaussian(psf: PSFModel | None, sigma_px: float | None) -> PSFModel:
+    if psf is not None:
+        if sigma_px is not None:
+            raise InputError("give the PSF as psf or as sigma_px, not both")
+        return psf
+    if sigma_px is None:
+        raise InputError("give the PSF: psf=<PSFModel> or sigma_px for a Gaussian")
+    return IntegratedGaussian(sigma_px=sigma_px)
+
+
+def _slots(best, best_m, sigma, max_emitters, psf: PSFModel) -> list[dict[str, np.ndarray]]:
     n = best_m.numel()
+    names = psf.fit_params()
+    per = len(names)
+    extra = list(psf.emitter_params)
+    keys = ["x", "y", "photons", "background", "crlb_x", "crlb_y"]
+    keys += extra + [f"crlb_{name}" for name in extra]
     out = [
-        {k: np.full(n, np.nan) for k in ("x", "y", "photons", "background", "crlb_x", "crlb_y")}
+        {k: np.full(n, np.nan) for k in keys}
         | {"sigma": sigma.numpy().copy(), "present": np.zeros(n, bool)}
         for _ in range(max_emitters)
     ]
@@ -341,12 +358,15 @@ def _slots(best, best_m, sigma, max_emitters, fit_sigma) -> list[dict[str, np.nd
         s = sel.numpy()
         for k in range(m):
             slot = out[k]
-            slot["x"][s] = th[:, 3 * k].numpy()
-            slot["y"][s] = th[:, 3 * k + 1].numpy()
-            slot["photons"][s] = th[:, 3 * k + 2].numpy()
-            slot["background"][s] = th[:, 3 * m].numpy()
-            slot["crlb_x"][s] = sd[:, 3 * k].numpy()
-            slot["crlb_y"][s] = sd[:, 3 * k + 1].numpy()
+            slot["x"][s] = th[:, per * k].numpy()
+            slot["y"][s] = th[:, per * k + 1].numpy()
+            slot["photons"][s] = th[:, per * k + per - 1].numpy()
+            slot["background"][s] = th[:, per * m].numpy()
+            slot["crlb_x"][s] = sd[:, per * k].numpy()
+            slot["crlb_y"][s] = sd[:, per * k + 1].numpy()
+            for i, name in enumerate(extra):
+                slot[name][s] = th[:, per * k + 2 + i].numpy()
+                slot[f"crlb_{name}"][s] = sd[:, per * k + 2 + i].numpy()
             slot["present"][s] = True
     return out
 
@@ -361,6 +381,7 @@ def fit(
     *,
     pixel_size_nm: float,
     psf_sigma_nm: float | None = None,
+    psf: PSFModel | None = None,
     camera: Camera | None = None,
     min_photons: float | None = None,
     snr: float = 6.0,
@@ -378,6 +399,8 @@ def fit(
     stack : (T, Y, X) or (Y, X) frames, in ADU with ``camera``, else in photons.
     pixel_size_nm : camera pixel size referred to the sample.
     psf_sigma_nm : σ of the Gaussian PSF; None fits σ per emitter (starting at 130 nm).
+    psf : any :class:`~abbe.simulate.psfmodel.PSFModel` (in pixels of this stack) instead of the
+        Gaussian, with its shape held fixed; its ``width_px`` sets detection and region sizes.
     camera : calibration (offset, gains, sCMOS maps); None: the values are photons.
     min_photons : detection threshold in photons; None: ``snr`` times the noise.
     box : fit region edge (odd); default :func:`default_box`.
@@ -399,8 +422,14 @@ def fit(
         frames = frames[None]
     if frames.ndim != 3 or frames.shape[0] == 0:
         raise InputError(f"localization needs (T, Y, X) frames, got shape {frames.shape}")
-    fit_sigma = psf_sigma_nm is None
-    sigma_px = (psf_sigma_nm or 130.0) / pixel_size_nm
+    if psf is not None:
+        if psf_sigma_nm is not None:
+            raise InputError("give psf_sigma_nm (a Gaussian) or psf, not both")
+        fit_sigma, sigma_px = False, psf.width_px
+    else:
+        fit_sigma = psf_sigma_nm is None
+        sigma_px = (psf_sigma_nm or 130.0) / pixel_size_nm
+        psf = IntegratedGaussian(sigma_px=sigma_px)
     box = box or default_box(sigma_px)
     if min(frames.shape[1:]) < box:
         raise InputError(f"frames of {frames.shape[1:]} are smaller than the fit box {box}")
@@ -427,7 +456,7 @@ def fit(
             y,
             x,
             box=box,
-            sigma_px=sigma_px,
+            psf=psf,
             fit_sigma=fit_sigma,
             iterations=iterations,
             max_emitters=max_emitters,
@@ -437,14 +466,14 @@ def fit(
         if not len(new["t"]):
             break
         rows.append(new)
-        fitted += _render_model(e.data.shape, new)
+        fitted += _render_model(e.data.shape, new, psf)
     if not rows:
         return pd.DataFrame({c: np.zeros(0) for c in LOC_COLUMNS})
     r = {k: np.concatenate([row[k] for row in rows]) for k in rows[0]}
     keep = _unique(r["t"], r["x"], r["y"], r["dist"], 0.5 * sigma_px)
     r = {k: v[keep] for k, v in r.items()}
     if refine and len(r["t"]):
-        r = _refine(e.data, gamma_map, r, box=box, iterations=iterations, chunk=chunk)
+        r = _refine(e.data, gamma_map, r, psf=psf, box=box, iterations=iterations, chunk=chunk)
     f = math.sqrt(e.excess)
     a = pixel_size_nm
     crlb_x, crlb_y = r["crlb_x"] * a * f, r["crlb_y"] * a * f
@@ -472,7 +501,7 @@ def _fit_candidates(
     x: np.ndarray,
     *,
     box: int,
-    sigma_px: float,
+    psf: PSFModel,
     fit_sigma: bool,
     iterations: int,
     max_emitters: int,
@@ -490,7 +519,7 @@ def _fit_candidates(
         gam = _gather(gamma_map[None], np.zeros_like(t[sl]), y0[sl], x0[sl], box)
         slots = fit_rois(
             rois,
-            sigma_px=sigma_px,
+            psf=psf,
             fit_sigma=fit_sigma,
             gamma=gam,
             iterations=iterations,
@@ -523,22 +552,28 @@ def _fit_candidates(
     return {k: np.concatenate([r[k] for r in rows]) for k in keys}
 
 
-def _render_model(shape: tuple[int, int, int], locs: dict[str, np.ndarray]) -> np.ndarray:
+def _shape_of(psf: PSFModel, locs: dict[str, np.ndarray], sl: slice = slice(None)) -> dict:
+    """Each emitter's own fitted shape, for the PSFs whose shape is the fitted σ."""
+    return {"sigma_px": locs["sigma"][sl]} if "sigma_px" in psf.shape_params else {}
+
+
+def _render_model(
+    shape: tuple[int, int, int], locs: dict[str, np.ndarray], psf: PSFModel
+) -> np.ndarray:
     """Expected photo-electrons of fitted emitters (no background) in a (T, Y, X) stack."""
     t_n, h, w = shape
     out = np.zeros(t_n * h * w, dtype=np.float64)
     t = locs["t"].astype(np.int64)
-    # 4σ of nearly all emitters: one rare broad fit must not widen every emitter's window.
-    r = int(np.ceil(4 * float(np.percentile(locs["sigma"], 99)))) + 1
+    own = _shape_of(psf, locs)
+    # The support of nearly all emitters: one rare broad fit must not widen every window.
+    r = psf.support_px(**{k: float(np.percentile(v, 99)) for k, v in own.items()})
     k = np.arange(-r, r + 1)
     iy = np.floor(locs["y"]).astype(np.int64)[:, None] + k[None, :]
     ix = np.floor(locs["x"]).astype(np.int64)[:, None] + k[None, :]
     edges = np.arange(-r, r + 2, dtype=np.float64)
     fy = locs["y"] - np.floor(locs["y"])
     fx = locs["x"] - np.floor(locs["x"])
-    wy = _window_weights(edges, fy, locs["sigma"])
-    wx = _window_weights(edges, fx, locs["sigma"])
-    vals = locs["photons"][:, None, None] * wy[:, :, None] * wx[:, None, :]
+    vals = psf.window(edges, fy, edges, fx, locs["photons"], **own)
     yy = np.broadcast_to(iy[:, :, None], vals.shape)
     xx = np.broadcast_to(ix[:, None, :], vals.shape)
     tt = np.broadcast_to(t[:, None, None], vals.shape)
@@ -548,33 +583,25 @@ def _render_model(shape: tuple[int, int, int], locs: dict[str, np.ndarray]) -> n
     return out.reshape(shape).astype(np.float32)
 
 
-def _window_weights(edges: np.ndarray, offset: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """Integrated Gaussian over pixels whose edges are ``edges`` (relative to the emitter's
-    pixel), for emitters ``offset`` into that pixel: shape (n, len(edges) − 1)."""
-    from scipy import special
-
-    s = np.sqrt(2.0) * np.asarray(sigma)[:, None]
-    cdf = special.erf((edges[None, :] - offset[:, None]) / s)
-    return np.diff(cdf, axis=1) / 2
-
-
 def _refine(
     data: np.ndarray,
     gamma_map: np.ndarray,
     r: dict[str, np.ndarray],
     *,
+    psf: PSFModel,
     box: int,
     iterations: int,
     chunk: int,
 ) -> dict[str, np.ndarray]:
     """Refit each emitter alone in the data minus every other emitter's fitted image.
 
-    Neighbours are modelled with their fitted photons and σ, so what remains in a region is one
-    emitter on the background (DAOSTORM-style neighbour subtraction, Holden et al., Nat Methods
-    8:279 (2011)). Refits that move by more than a pixel are not trusted: the first fit stays.
+    Neighbours are modelled with their fitted photons and shape (σ), so what remains in a region
+    is one emitter on the background (DAOSTORM-style neighbour subtraction, Holden et al.,
+    Nat Methods 8:279 (2011)). Refits that move by more than a pixel are not trusted: the first
+    fit stays.
     """
     h, w = data.shape[1:]
-    residual = data - _render_model(data.shape, r)
+    residual = data - _render_model(data.shape, r, psf)
     t = r["t"].astype(np.int64)
     cy, cx = np.floor(r["y"]).astype(np.int64), np.floor(r["x"]).astype(np.int64)
     y0 = np.clip(cy - box // 2, 0, h - box)
@@ -582,14 +609,16 @@ def _refine(
     out = {k: v.copy() for k, v in r.items()}
     for start in range(0, len(t), chunk):
         sl = slice(start, start + chunk)
-        own = _render_roi(r, sl, y0[sl], x0[sl], box)
+        own = _render_roi(r, sl, y0[sl], x0[sl], box, psf)
         rois = _gather(residual, t[sl], y0[sl], x0[sl], box) + own
         gam = _gather(gamma_map[None], np.zeros_like(t[sl]), y0[sl], x0[sl], box)
-        sigma = float(np.median(r["sigma"][sl]))
-        init = np.stack(
-            [r["x"][sl] - x0[sl], r["y"][sl] - y0[sl], r["photons"][sl], r["background"][sl]], 1
-        )
-        (slot,) = fit_rois(rois, sigma_px=sigma, gamma=gam, iterations=iterations, start=init)
+        sub_psf = psf
+        if "sigma_px" in psf.shape_params:  # the chunk's median σ for every refit
+            sub_psf = psf.replace(sigma_px=float(np.median(r["sigma"][sl])))
+        extra = [r[name][sl] for name in psf.emitter_params]
+        xy = [r["x"][sl] - x0[sl], r["y"][sl] - y0[sl]]
+        init = np.stack([*xy, *extra, r["photons"][sl], r["background"][sl]], 1)
+        (slot,) = fit_rois(rois, psf=sub_psf, gamma=gam, iterations=iterations, start=init)
         moved = np.hypot(slot["x"] - init[:, 0], slot["y"] - init[:, 1])
         ok = np.isfinite(slot["crlb_x"]) & (slot["photons"] > 1.0) & (moved <= 1.0)
         idx = np.arange(len(t))[sl][ok]
@@ -600,12 +629,15 @@ def _refine(
     return out
 
 
-def _render_roi(r: dict[str, np.ndarray], sl: slice, y0: np.ndarray, x0: np.ndarray, box: int):
+def _render_roi(
+    r: dict[str, np.ndarray], sl: slice, y0: np.ndarray, x0: np.ndarray, box: int, psf: PSFModel
+):
     """Each emitter's own fitted image on its (box × box) region: (n, box, box)."""
     edges = np.arange(box + 1, dtype=np.float64)
-    wy = _window_weights(edges, r["y"][sl] - y0, r["sigma"][sl])
-    wx = _window_weights(edges, r["x"][sl] - x0, r["sigma"][sl])
-    return (r["photons"][sl][:, None, None] * wy[:, :, None] * wx[:, None, :]).astype(np.float32)
+    img = psf.window(
+        edges, r["y"][sl] - y0, edges, r["x"][sl] - x0, r["photons"][sl], **_shape_of(psf, r, sl)
+    )
+    return img.astype(np.float32)
 
 
 def _within(slot: dict[str, np.ndarray], box: int) -> np.ndarray:

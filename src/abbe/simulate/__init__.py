@@ -15,18 +15,24 @@ from abbe.simulate.psf import (
     gaussian_sigma_nm,
     otf,
 )
+from abbe.simulate.psfmodel import AiryPSF, IntegratedGaussian, PSFModel, PSFValues, crlb
 from abbe.simulate.specimens import STRUCTURES, Specimen, filaments, nuclei, puncta
 from abbe.simulate.widefield import WidefieldSimulation, make_psf, widefield
 
 __all__ = [
     "STRUCTURES",
+    "AiryPSF",
     "Camera",
+    "IntegratedGaussian",
+    "PSFModel",
+    "PSFValues",
     "Specimen",
     "WidefieldSimulation",
     "airy_fwhm_nm",
     "airy_psf",
     "analytic_otf",
     "born_wolf_psf",
+    "crlb",
     "cutoff_frequency",
     "filaments",
     "frequency_grid",

@@ -17,15 +17,30 @@ import numpy as np
 from scipy import special
 
 from abbe.errors import InputError
+from abbe.simulate.psfmodel import (
+    AiryPSF,
+    IntegratedGaussian,
+    _bin,
+    _check_optics,
+    _subpixel_radii,
+    gaussian_sigma_nm,
+)
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548
 
-
-def _check_optics(na: float, wavelength_nm: float, n_immersion: float) -> None:
-    if not (0 < na <= n_immersion):
-        raise InputError(f"NA must be in (0, n_immersion={n_immersion}], got {na}")
-    if not wavelength_nm > 0:
-        raise InputError(f"wavelength must be positive, got {wavelength_nm} nm")
+__all__ = [
+    "FWHM_PER_SIGMA",
+    "airy_fwhm_nm",
+    "airy_psf",
+    "analytic_otf",
+    "born_wolf_psf",
+    "cutoff_frequency",
+    "default_size",
+    "frequency_grid",
+    "gaussian_psf",
+    "gaussian_sigma_nm",
+    "otf",
+]
 
 
 def cutoff_frequency(na: float, wavelength_nm: float) -> float:
@@ -39,14 +54,6 @@ def airy_fwhm_nm(na: float, wavelength_nm: float) -> float:
     return 2 * 1.616340 * wavelength_nm / (2 * math.pi * na)
 
 
-def gaussian_sigma_nm(na: float, wavelength_nm: float) -> float:
-    """Standard deviation of the Gaussian that best fits the widefield Airy PSF: 0.21·λ/NA.
-
-    Zhang et al., Appl. Opt. 46:1819 (2007), paraxial widefield fit.
-    """
-    return 0.21 * wavelength_nm / na
-
-
 def default_size(radius_nm: float, pixel_size_nm: float, *, minimum: int = 7) -> int:
     """Odd kernel size in pixels that covers ``radius_nm`` on each side of the centre."""
     half = max(math.ceil(radius_nm / pixel_size_nm), (minimum - 1) // 2)
@@ -56,7 +63,8 @@ def default_size(radius_nm: float, pixel_size_nm: float, *, minimum: int = 7) ->
 def gaussian_psf(
     size: int | None = None, *, fwhm_nm: float, pixel_size_nm: float, center: float = 0.0
 ) -> np.ndarray:
-    """Pixel-integrated 2D Gaussian PSF, normalized to unit sum.
+    """Pixel-integrated 2D Gaussian PSF, normalized to unit sum: the kernel of
+    :class:`~abbe.simulate.psfmodel.IntegratedGaussian`.
 
     Parameters
     ----------
@@ -69,15 +77,7 @@ def gaussian_psf(
         raise InputError("FWHM and pixel size must be positive")
     sigma = fwhm_nm / FWHM_PER_SIGMA / pixel_size_nm
     size = size or default_size(4 * sigma * pixel_size_nm, pixel_size_nm)
-    profile = _integrated_gaussian_1d(size, sigma, center)
-    psf = np.outer(profile, profile)
-    return (psf / psf.sum()).astype(np.float32)
-
-
-def _integrated_gaussian_1d(size: int, sigma: float, center: float) -> np.ndarray:
-    edges = np.arange(size + 1) - size / 2 - center
-    cdf = special.erf(edges / (math.sqrt(2) * sigma))
-    return np.diff(cdf) / 2
+    return IntegratedGaussian(sigma_px=sigma).kernel(size, center=center)
 
 
 def airy_psf(
@@ -89,7 +89,8 @@ def airy_psf(
     n_immersion: float = 1.515,
     oversample: int = 5,
 ) -> np.ndarray:
-    """In-focus widefield (Airy) PSF ``(2 J1(v)/v)^2``, v = 2π·NA·r/λ, integrated over pixels.
+    """In-focus widefield (Airy) PSF ``(2 J1(v)/v)^2``, v = 2π·NA·r/λ, integrated over pixels:
+    the kernel of :class:`~abbe.simulate.psfmodel.AiryPSF`.
 
     Parameters
     ----------
@@ -98,13 +99,11 @@ def airy_psf(
     pixel_size_nm : pixel size of the output grid.
     oversample : sub-samples per pixel edge used to integrate over the pixel (odd).
     """
-    _check_optics(na, wavelength_nm, n_immersion)
+    model = AiryPSF(
+        na=na, wavelength_nm=wavelength_nm, pixel_size_nm=pixel_size_nm, n_immersion=n_immersion
+    )
     size = size or default_size(10 * wavelength_nm / na, pixel_size_nm)
-    r = _subpixel_radii(size, pixel_size_nm, oversample)
-    v = 2 * np.pi * na * r / wavelength_nm
-    with np.errstate(invalid="ignore", divide="ignore"):
-        amp = np.where(v > 1e-9, 2 * special.j1(v) / v, 1.0)
-    return _bin_and_normalize(amp**2, size, oversample)
+    return model.kernel(size, oversample=oversample)
 
 
 def born_wolf_psf(
@@ -155,25 +154,6 @@ def born_wolf_psf(
 def _gauss_legendre_unit(n: int) -> tuple[np.ndarray, np.ndarray]:
     x, w = np.polynomial.legendre.leggauss(n)
     return 0.5 * (x + 1), 0.5 * w
-
-
-def _subpixel_radii(size: int, pixel_size_nm: float, oversample: int) -> np.ndarray:
-    if size % 2 == 0:
-        raise InputError(f"PSF size must be odd so that it has a centre pixel, got {size}")
-    if oversample < 1 or oversample % 2 == 0:
-        raise InputError(f"oversample must be a positive odd number, got {oversample}")
-    n = size * oversample
-    coords = (np.arange(n) - (n - 1) / 2) * (pixel_size_nm / oversample)
-    return np.hypot(*np.meshgrid(coords, coords, indexing="ij"))
-
-
-def _bin(values: np.ndarray, size: int, oversample: int) -> np.ndarray:
-    return values.reshape(size, oversample, size, oversample).mean(axis=(1, 3))
-
-
-def _bin_and_normalize(values: np.ndarray, size: int, oversample: int) -> np.ndarray:
-    psf = _bin(values, size, oversample)
-    return (psf / psf.sum()).astype(np.float32)
 
 
 def frequency_grid(shape: tuple[int, int], pixel_size_nm: float) -> np.ndarray:

@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from abbe.errors import InputError
 from abbe.simulate.camera import Camera
+from abbe.simulate.psfmodel import AiryPSF, IntegratedGaussian, PSFModel
 from abbe.simulate.specimens import make as make_specimen
 
 PSFKind = Literal["gaussian", "airy"]
@@ -54,17 +54,26 @@ class SMLMSimulation:
         return float(self.params["pixel_size_nm"])
 
 
-def integrated_gaussian_1d(
-    centres_px: np.ndarray, sigma_px: float | np.ndarray, size: int
-) -> np.ndarray:
-    """Fraction of a 1D Gaussian falling in each pixel ``[j, j+1)``: shape (n, size).
+def psf_model(
+    psf: PSFKind | PSFModel,
+    *,
+    sigma_px: float,
+    na: float = 1.4,
+    wavelength_nm: float = 600.0,
+    pixel_size_nm: float = 100.0,
+) -> PSFModel:
+    """The PSF model named by ``psf`` (a :class:`PSFModel` is returned as it is).
 
-    ``centres_px`` are in pixels from the corner of pixel 0 (pixel centres at j + ½).
+    ``gaussian``: :class:`IntegratedGaussian` of σ = ``sigma_px``; ``airy``: :class:`AiryPSF` of
+    ``na`` and ``wavelength_nm``, integrated on 5×5 sub-pixel samples within ±4 λ/NA.
     """
-    edges = np.arange(size + 1, dtype=np.float64)
-    s = np.asarray(sigma_px, dtype=np.float64).reshape(-1, 1) * math.sqrt(2)
-    cdf = special.erf((edges[None, :] - np.asarray(centres_px, np.float64)[:, None]) / s)
-    return np.diff(cdf, axis=1) / 2
+    if isinstance(psf, PSFModel):
+        return psf
+    if psf == "gaussian":
+        return IntegratedGaussian(sigma_px=sigma_px)
+    if psf == "airy":
+        return AiryPSF(na=na, wavelength_nm=wavelength_nm, pixel_size_nm=pixel_size_nm)
+    raise InputError(f"unknown PSF {psf!r}; choose gaussian or airy, or give a PSFModel")
 
 
 def render_emitters(
@@ -74,54 +83,19 @@ def render_emitters(
     shape: tuple[int, int],
     *,
     sigma_px: float,
-    psf: PSFKind = "gaussian",
+    psf: PSFKind | PSFModel = "gaussian",
     na: float = 1.4,
     wavelength_nm: float = 600.0,
     pixel_size_nm: float = 100.0,
 ) -> np.ndarray:
     """Expected photons per pixel from point emitters (no background), on a (Y, X) grid.
 
-    The Gaussian PSF is integrated exactly over each pixel (separable erf); the Airy PSF
-    ``(2 J1(v)/v)²`` is integrated numerically on 5×5 sub-pixel samples within ±4 λ/NA.
+    The PSF is :func:`psf_model` of the arguments; see :meth:`PSFModel.render`.
     """
-    h, w = shape
-    n = len(x_px)
-    if n == 0:
-        return np.zeros(shape, dtype=np.float64)
-    if psf == "gaussian":
-        ey = integrated_gaussian_1d(y_px, sigma_px, h)
-        ex = integrated_gaussian_1d(x_px, sigma_px, w)
-        return np.einsum("n,ny,nx->yx", np.asarray(photons, np.float64), ey, ex)
-    if psf != "airy":
-        raise InputError(f"unknown PSF {psf!r}; choose gaussian or airy")
-    return _render_airy(x_px, y_px, photons, shape, na, wavelength_nm, pixel_size_nm)
-
-
-def _render_airy(x_px, y_px, photons, shape, na, wavelength_nm, pixel_size_nm) -> np.ndarray:
-    h, w = shape
-    sub = 5
-    offsets = (np.arange(sub) + 0.5) / sub
-    radius = math.ceil(4 * wavelength_nm / na / pixel_size_nm)
-    out = np.zeros(shape, dtype=np.float64)
-    for x, y, n in zip(x_px, y_px, photons, strict=True):
-        j0, i0 = int(x) - radius, int(y) - radius
-        jj = np.arange(j0, j0 + 2 * radius + 1)
-        ii = np.arange(i0, i0 + 2 * radius + 1)
-        sx = (jj[:, None] + offsets[None, :]).ravel() - x
-        sy = (ii[:, None] + offsets[None, :]).ravel() - y
-        r = np.hypot(sy[:, None], sx[None, :]) * pixel_size_nm
-        v = 2 * np.pi * na * r / wavelength_nm
-        with np.errstate(invalid="ignore", divide="ignore"):
-            amp = np.where(v > 1e-9, 2 * special.j1(v) / v, 1.0) ** 2
-        k = 2 * radius + 1
-        patch = amp.reshape(k, sub, k, sub).sum(axis=(1, 3))
-        patch *= n / patch.sum()
-        yi, xi = ii[:, None], jj[None, :]
-        ok = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
-        np.add.at(
-            out, (np.broadcast_to(yi, ok.shape)[ok], np.broadcast_to(xi, ok.shape)[ok]), patch[ok]
-        )
-    return out
+    model = psf_model(
+        psf, sigma_px=sigma_px, na=na, wavelength_nm=wavelength_nm, pixel_size_nm=pixel_size_nm
+    )
+    return model.render(x_px, y_px, photons, shape)
 
 
 def _uniform_range(values: tuple[float, float], name: str) -> tuple[float, float]:
@@ -139,7 +113,7 @@ def smlm(
     density: float = 0.1,
     photons: tuple[float, float] = (1000.0, 5000.0),
     background: tuple[float, float] = (20.0, 100.0),
-    psf: PSFKind = "gaussian",
+    psf: PSFKind | PSFModel = "gaussian",
     psf_sigma_nm: float = 130.0,
     na: float = 1.4,
     wavelength_nm: float = 600.0,
@@ -160,8 +134,8 @@ def smlm(
     density : mean number of active emitters per µm² per frame.
     photons : (min, max) of each emitter's photons per frame, uniform (challenge protocol).
     background : (min, max) of each frame's background, photons per pixel, uniform.
-    psf : ``gaussian`` (pixel-integrated, σ = ``psf_sigma_nm``) or ``airy`` (from ``na`` and
-        ``wavelength_nm``).
+    psf : ``gaussian`` (pixel-integrated, σ = ``psf_sigma_nm``), ``airy`` (from ``na`` and
+        ``wavelength_nm``) or any :class:`~abbe.simulate.psfmodel.PSFModel` (in focus, z = 0).
     camera : ``ideal``, ``ccd``, ``scmos``, ``emccd`` or a :class:`Camera`.
     structure : None for emitters placed at random in every frame (independent frames); or
         ``filaments``/``puncta``: fluorophores fixed on that structure, blinking.
@@ -204,23 +178,19 @@ def smlm(
     bg = rng.uniform(b_lo, b_hi, frames)
     if isinstance(camera, str):
         camera = Camera.from_name(camera, shape, seed=seed + 1)
-    sigma_px = psf_sigma_nm / pixel_size_nm
+    model = psf_model(
+        psf,
+        sigma_px=psf_sigma_nm / pixel_size_nm,
+        na=na,
+        wavelength_nm=wavelength_nm,
+        pixel_size_nm=pixel_size_nm,
+    )
     expected = np.empty((frames, *shape), dtype=np.float64)
     order = np.argsort(frame_idx, kind="stable")
     bounds = np.searchsorted(frame_idx[order], np.arange(frames + 1))
     for t in range(frames):
         sel = order[bounds[t] : bounds[t + 1]]
-        expected[t] = bg[t] + render_emitters(
-            x_px[sel],
-            y_px[sel],
-            n_photons[sel],
-            shape,
-            sigma_px=sigma_px,
-            psf=psf,
-            na=na,
-            wavelength_nm=wavelength_nm,
-            pixel_size_nm=pixel_size_nm,
-        )
+        expected[t] = bg[t] + model.render(x_px[sel], y_px[sel], n_photons[sel], shape)
     stack = camera.expose(expected, seed=rng)
     truth = pd.DataFrame(
         {
@@ -239,7 +209,7 @@ def smlm(
         "density_per_um2": density,
         "photons": [p_lo, p_hi],
         "background": [b_lo, b_hi],
-        "psf": psf,
+        "psf": psf if isinstance(psf, str) else repr(psf),
         "psf_sigma_nm": psf_sigma_nm if psf == "gaussian" else None,
         "na": na if psf == "airy" else None,
         "wavelength_nm": wavelength_nm if psf == "airy" else None,
