@@ -9,12 +9,14 @@ from abbe.classify.model import (
     simulated_crops,
     whole_image_crop,
 )
+from abbe.classify.tables import read_table
 
 __all__ = [
     "Classifier",
     "ClassifierConfig",
     "ObjectCrop",
     "object_crops",
+    "read_table",
     "saliency_inside",
     "simulated_crops",
     "whole_image_crop",
