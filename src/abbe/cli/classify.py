@@ -34,7 +34,13 @@ def classify(
     """Classify images, or each labelled object in them: a CSV row per image/object with the
     class, its calibrated probability and every class's; optional saliency maps."""
     from abbe import io, models
-    from abbe.classify import Classifier, object_crops, saliency_inside, whole_image_crop
+    from abbe.classify import (
+        Classifier,
+        object_crops,
+        paste_saliency,
+        saliency_inside,
+        whole_image_crop,
+    )
     from abbe.io import find_images, pair_files, read_plane
     from abbe.io.tables import write_rows
 
@@ -90,7 +96,7 @@ def classify(
                 row["saliency_inside_object"] = round(float(inside[k]), 3)
             rows.append(row)
         if cams is not None:
-            maps[src] = _paste(cams, crops, image.shape)
+            maps[src] = paste_saliency(cams, crops, image.shape)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     write_rows(output, rows, columns=columns, overwrite=overwrite)
     for src, m in maps.items():
@@ -102,22 +108,6 @@ def classify(
         summary = ", ".join(f"{n} {name}" for name, n in counts.items())
         extra = f"; saliency maps in {saliency}/" if saliency is not None else ""
         out.print(f"wrote {output}: {len(rows)} rows ({summary}){extra}")
-
-
-def _paste(cams: np.ndarray, crops: list, shape: tuple[int, int]) -> np.ndarray:
-    """Put each crop's saliency back where the crop came from (maximum where crops overlap)."""
-    from scipy import ndimage
-
-    canvas = np.zeros(shape, np.float32)
-    for cam, c in zip(cams, crops, strict=True):
-        y0, y1, x0, x1 = c.box
-        big = ndimage.zoom(cam, ((y1 - y0) / cam.shape[0], (x1 - x0) / cam.shape[1]), order=1)
-        big = big[: y1 - y0, : x1 - x0]
-        ys, xs = max(0, y0), max(0, x0)
-        ye, xe = min(shape[0], y1), min(shape[1], x1)
-        part = big[ys - y0 : ye - y0, xs - x0 : xe - x0]
-        canvas[ys:ye, xs:xe] = np.maximum(canvas[ys:ye, xs:xe], part)
-    return canvas
 
 
 def train_classify(

@@ -97,11 +97,7 @@ def _config(arch: str, scale: int | None, config_file: Path | None, max_time: fl
     gan = arch == "gan"
     base = default_config("resunet" if gan else arch, scale=scale or 2, gan=gan).model_dump()
     if config_file is not None:
-        for key, value in mf.read_yaml(config_file).items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                base[key] = {**base[key], **value}
-            else:
-                base[key] = value
+        base = mf.merge_config(base, mf.read_yaml(config_file))
         if scale is not None:
             base["network"]["scale"] = scale
     base["training"] = {**base["training"], "max_time_s": max_time, "max_epochs": 100_000}

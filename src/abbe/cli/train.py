@@ -26,12 +26,7 @@ def _build_config(
 
     base = (default_n2v_config() if method == "n2v" else RestorationConfig()).model_dump()
     if config_file is not None:
-        user = mf.read_yaml(config_file)
-        for key, value in user.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                base[key] = {**base[key], **value}
-            else:
-                base[key] = value
+        base = mf.merge_config(base, mf.read_yaml(config_file))
     training = {k: v for k, v in overrides.items() if v is not None}
     base["training"] = {**base["training"], **training}
     base["method"] = method
