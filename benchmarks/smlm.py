@@ -326,7 +326,8 @@ def learned_dense(minutes: float) -> dict | None:
     from abbe.io.tables import read_localizations
     from abbe.localize.calibration import camera_record
     from abbe.localize.deepstorm import DeepStorm
-    from abbe.localize.learned import Localizer, estimate_conditions
+    from abbe.localize.learned import Localizer
+    from abbe.localize.matching import estimate_conditions
     from abbe.metrics.smlm import score
     from abbe.models.base import revalidated
 

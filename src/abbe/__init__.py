@@ -30,11 +30,17 @@ _SUBPACKAGES = {
 }
 
 
+#: Functions offered at the top level, imported on first use: name -> module.
+_FUNCTIONS = {"verify": "abbe.trust.verify"}
+
+
 def __getattr__(name: str) -> Any:
     if name in _SUBPACKAGES:
         return importlib.import_module(f"abbe.{name}")
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'abbe' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_SUBPACKAGES])
+    return sorted([*globals(), *_SUBPACKAGES, *_FUNCTIONS])

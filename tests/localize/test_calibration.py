@@ -7,7 +7,7 @@ import pytest
 
 from abbe.errors import InputError
 from abbe.localize.calibration import photon_transfer_gain, psf_sigma_from_spectrum
-from abbe.localize.learned import estimate_conditions
+from abbe.localize.matching import estimate_conditions
 from abbe.simulate import Camera
 from abbe.simulate.smlm import smlm
 

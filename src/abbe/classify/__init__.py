@@ -5,16 +5,20 @@ from abbe.classify.model import (
     ClassifierConfig,
     ObjectCrop,
     object_crops,
+    paste_saliency,
     saliency_inside,
     simulated_crops,
     whole_image_crop,
 )
+from abbe.classify.tables import read_table
 
 __all__ = [
     "Classifier",
     "ClassifierConfig",
     "ObjectCrop",
     "object_crops",
+    "paste_saliency",
+    "read_table",
     "saliency_inside",
     "simulated_crops",
     "whole_image_crop",

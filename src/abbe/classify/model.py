@@ -456,3 +456,27 @@ def saliency_inside(maps: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray
         total = float(m.sum())
         out.append(float(m[np.asarray(k, bool)].sum()) / total if total > 0 else 0.0)
     return np.asarray(out)
+
+
+def paste_saliency(
+    maps: np.ndarray, crops: Sequence[ObjectCrop], shape: tuple[int, int]
+) -> np.ndarray:
+    """One image-sized saliency map from the maps of crops: each map resized to its crop's box
+    and put back where the crop came from (the maximum where boxes overlap).
+
+    Parameters
+    ----------
+    maps : (N, h, w) saliency of each crop, as :meth:`Classifier.saliency` gives.
+    crops : the crops, whose ``box`` (y0, y1, x0, x1) may reach past the image.
+    shape : (Y, X) of the image.
+    """
+    canvas = np.zeros(shape, np.float32)
+    for cam, c in zip(maps, crops, strict=True):
+        y0, y1, x0, x1 = c.box
+        big = ndimage.zoom(cam, ((y1 - y0) / cam.shape[0], (x1 - x0) / cam.shape[1]), order=1)
+        big = big[: y1 - y0, : x1 - x0]
+        ys, xs = max(0, y0), max(0, x0)
+        ye, xe = min(shape[0], y1), min(shape[1], x1)
+        part = big[ys - y0 : ye - y0, xs - x0 : xe - x0]
+        canvas[ys:ye, xs:xe] = np.maximum(canvas[ys:ye, xs:xe], part)
+    return canvas

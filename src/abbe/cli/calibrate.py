@@ -40,7 +40,6 @@ def calibrate(
     has none). Use the file with ``abbe localize --camera`` and ``abbe train localizer|deepstorm``.
     """
     from abbe import io
-    from abbe.cli.localize import _as_tyx
     from abbe.localize.calibration import (
         camera_by_photon_transfer,
         camera_record,
@@ -51,7 +50,7 @@ def calibrate(
         raise InputError("the camera file is written as JSON: name it *.json", output)
     io.check_writable(output, overwrite=overwrite)
     data, meta = io.read(stack_path, axes=axes)
-    stack = _as_tyx(data, meta.axes, stack_path)
+    stack = io.as_tyx(data, meta.axes, path=stack_path, what="localization")
     # The first 200 frames are enough for each pixel's variance.
     frames = np.asarray(stack[: min(len(stack), 200)], dtype=np.float32)
     if not np.isfinite(frames).all():

@@ -3,7 +3,6 @@ objects, with calibrated probabilities and Grad-CAM saliency maps."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,6 @@ from abbe.cli.common import out, progress
 from abbe.cli.options import compute, device_option, threads_option
 from abbe.errors import InputError
 from abbe.models.base import revalidated
-
-
-def _plane(path: Path, what: str) -> np.ndarray:
-    from abbe import io
-
-    data, meta = io.read(path)
-    a = np.asarray(data)
-    if a.ndim == 3 and a.shape[-1] in (3, 4):  # RGB(A) PNG: first channel
-        a = a[..., 0]
-    if a.ndim != 2:
-        raise InputError(f"{what} must be a 2D image; this one has axes {meta.axes}", path)
-    return a
 
 
 def classify(
@@ -51,18 +38,26 @@ def classify(
     """Classify images, or each labelled object in them: a CSV row per image/object with the
     class, its calibrated probability and every class's; optional saliency maps."""
     from abbe import io, models
-    from abbe.classify import Classifier, object_crops, saliency_inside, whole_image_crop
-    from abbe.cli.train import collect_images, match_pairs
+    from abbe.classify import (
+        Classifier,
+        object_crops,
+        paste_saliency,
+        saliency_inside,
+        whole_image_crop,
+    )
+    from abbe.io import find_images, pair_files, read_plane
     from abbe.io.tables import write_rows
 
     options = compute(device, threads)
     clf = models.load(model)
     if not isinstance(clf, Classifier):
         raise InputError("is not a classifier (train one with abbe train classify)", model)
-    files = collect_images(inputs, "input")
+    files = find_images(inputs, "input")
     label_files: list[Path | None] = [None] * len(files)
     if labels:
-        pairs = match_pairs(files, collect_images(labels, "labels"), inputs, labels)
+        pairs = pair_files(
+            files, find_images(labels, "labels"), input_args=inputs, target_args=labels
+        )
         label_files = [b for _, b in pairs]
     io.check_writable(output, overwrite=overwrite)
     maps_out = {}
@@ -75,11 +70,11 @@ def classify(
     maps: dict[Path, np.ndarray] = {}
     jobs = list(zip(files, label_files, strict=True))
     for src, lab_path in progress(jobs, "classifying", quiet=quiet or len(jobs) < 2):
-        image = _plane(src, "an input")
+        image = read_plane(src, what="an input")
         if not np.all(np.isfinite(image)):
             raise InputError("contains NaN or infinite values", src)
         if lab_path is not None:
-            lab = _plane(lab_path, "a label image")
+            lab = read_plane(lab_path, what="a label image")
             if lab.shape != image.shape:
                 raise InputError(
                     f"labels {lab.shape} do not match the image {image.shape}", lab_path
@@ -106,7 +101,7 @@ def classify(
                 row["saliency_inside_object"] = round(float(inside[k]), 3)
             rows.append(row)
         if cams is not None:
-            maps[src] = _paste(cams, crops, image.shape)
+            maps[src] = paste_saliency(cams, crops, image.shape)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     write_rows(output, rows, columns=columns, overwrite=overwrite)
     for src, m in maps.items():
@@ -118,67 +113,6 @@ def classify(
         summary = ", ".join(f"{n} {name}" for name, n in counts.items())
         extra = f"; saliency maps in {saliency}/" if saliency is not None else ""
         out.print(f"wrote {output}: {len(rows)} rows ({summary}){extra}")
-
-
-def _paste(cams: np.ndarray, crops: list, shape: tuple[int, int]) -> np.ndarray:
-    """Put each crop's saliency back where the crop came from (maximum where crops overlap)."""
-    from scipy import ndimage
-
-    canvas = np.zeros(shape, np.float32)
-    for cam, c in zip(cams, crops, strict=True):
-        y0, y1, x0, x1 = c.box
-        big = ndimage.zoom(cam, ((y1 - y0) / cam.shape[0], (x1 - x0) / cam.shape[1]), order=1)
-        big = big[: y1 - y0, : x1 - x0]
-        ys, xs = max(0, y0), max(0, x0)
-        ye, xe = min(shape[0], y1), min(shape[1], x1)
-        part = big[ys - y0 : ye - y0, xs - x0 : xe - x0]
-        canvas[ys:ye, xs:xe] = np.maximum(canvas[ys:ye, xs:xe], part)
-    return canvas
-
-
-def read_table(path: Path) -> tuple[list[np.ndarray], list[str], list[np.ndarray | None]]:
-    """Training crops from a CSV: columns ``file,class`` (whole images) or
-    ``file,labels,object,class`` (one object of a label image per row). Paths are relative to
-    the table's folder."""
-    from abbe.classify import object_crops
-
-    if not path.exists():
-        raise InputError("file not found", path)
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise InputError("the table has no rows", path)
-    cols = set(rows[0])
-    if not {"file", "class"} <= cols:
-        raise InputError("the table needs columns file and class (and labels, object)", path)
-    by_object = {"labels", "object"} <= cols
-    crops, names, masks = [], [], []
-    cache: dict[tuple[str, str], dict[int, Any]] = {}
-    for i, r in enumerate(rows, start=2):
-        img_path = path.parent / r["file"]
-        if not img_path.exists():
-            raise InputError(f"row {i}: image not found: {r['file']}", path)
-        if by_object and r.get("labels"):
-            key = (r["file"], r["labels"])
-            if key not in cache:
-                lab_path = path.parent / r["labels"]
-                if not lab_path.exists():
-                    raise InputError(f"row {i}: label image not found: {r['labels']}", path)
-                image, lab = _plane(img_path, "an image"), _plane(lab_path, "a label image")
-                cache[key] = {c.label: c for c in object_crops(image, lab)}
-            try:
-                c = cache[key][int(r["object"])]
-            except (KeyError, ValueError):
-                raise InputError(
-                    f"row {i}: no object {r['object']!r} in {r['labels']}", path
-                ) from None
-            crops.append(c.crop)
-            masks.append(c.mask)
-        else:
-            crops.append(_plane(img_path, "an image").astype(np.float32))
-            masks.append(None)
-        names.append(r["class"].strip())
-    return crops, names, masks
 
 
 def train_classify(
@@ -198,7 +132,7 @@ def train_classify(
 ) -> None:
     """Train a ResNet classifier: on your table of images/objects and classes, or on simulated
     nuclei shapes (round, elongated, fragmented); temperature-calibrated on held-out data."""
-    from abbe.classify import Classifier, ClassifierConfig
+    from abbe.classify import Classifier, ClassifierConfig, read_table
     from abbe.nn.resnet import ResNetConfig
     from abbe.restore.model import prepare_output_folder
 

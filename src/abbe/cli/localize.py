@@ -11,7 +11,6 @@ import typer
 from abbe.cli.common import err, out, progress
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
-from abbe.models.base import revalidated
 
 
 def localize(
@@ -91,10 +90,8 @@ def localize(
     if render is not None:
         io.check_writable(render, overwrite=overwrite)
     data, meta = io.read(stack_path, axes=axes)
-    stack = _as_tyx(data, meta.axes, stack_path)
-    px = pixel_size_nm or meta.pixel_size_nm
-    if px is None:
-        raise InputError("pixel size unknown: give --pixel-size NM", stack_path)
+    stack = io.as_tyx(data, meta.axes, path=stack_path, what="localization")
+    px = io.pixel_size(meta, pixel_size_nm, path=stack_path)
     if learned is not None and abs(learned.config.pixel_size_nm / px - 1) > 0.02:
         raise InputError(
             f"the {learned.method} model was trained for {learned.config.pixel_size_nm:g} nm "
@@ -161,28 +158,17 @@ def localize(
 
 def _train_deepstorm(stack, px, camera, psf_sigma_nm, stack_density, seconds, folder, quiet):
     """A Deep-STORM trained on simulations matched to ``stack``, saved in ``folder``."""
-    from abbe.localize.calibration import camera_record
-    from abbe.localize.deepstorm import DeepStorm, DeepStormConfig
-    from abbe.localize.learned import matched_settings
+    from abbe.localize.deepstorm import DeepStorm
+    from abbe.localize.matching import match_config
 
-    frames = np.asarray(stack[: min(len(stack), 200)], dtype=np.float32)
-    settings = matched_settings(
-        stack=frames,
+    cfg = match_config(
+        "deepstorm",
+        stack=stack,
         pixel_size_nm=px,
         camera=camera,
         psf_sigma_nm=psf_sigma_nm,
         stack_density=stack_density,
-    )
-    top = 2 * stack_density if stack_density else 4.0
-    base = DeepStormConfig()
-    cfg = DeepStormConfig(
-        pixel_size_nm=px,
-        psf_sigma_nm=settings["psf_sigma_nm"],
-        photons=settings["photons"],
-        background=settings["background"],
-        density=(0.1 * top, top),
-        camera=camera_record(camera) if camera is not None else {"kind": "ideal"},
-        training=revalidated(base.training, {"max_time_s": seconds, "max_epochs": 100_000}),
+        training={"max_time_s": seconds, "max_epochs": 100_000},
     )
     if not quiet:
         out.print(
@@ -197,21 +183,3 @@ def _train_deepstorm(stack, px, camera, psf_sigma_nm, stack_density, seconds, fo
     if not quiet:
         out.print(f"model saved in {folder} (reuse it with --method {folder})")
     return model
-
-
-def _as_tyx(data, axes: str, path: Path):
-    if axes == "YX":
-        return np.asarray(data)[None]
-    if sorted(axes) != sorted("TYX"):
-        extra = [a for a in axes if a not in "TYX"]
-        if all(data.shape[axes.index(a)] == 1 for a in extra) and "T" in axes:
-            arr = np.asarray(data).reshape([data.shape[axes.index(a)] for a in "TYX"])
-            return arr
-        if "Z" in axes and "T" not in axes:
-            from abbe import io
-
-            return io.transpose_to(np.asarray(data), axes, "ZYX")
-        raise InputError(f"localization takes a TYX stack; got axes {axes}", path)
-    from abbe import io
-
-    return io.transpose_to(data, axes, "TYX")

@@ -12,14 +12,6 @@ from abbe.cli.common import out, print_json
 from abbe.errors import InputError
 
 
-def pixel_size(meta: Any, given: float | None, path: Path) -> float:
-    """The pixel size from a flag, else from the file; a clear error when neither has it."""
-    value = given if given is not None else meta.pixel_size_nm
-    if value is None:
-        raise InputError("pixel size unknown: give --pixel-size NM", path)
-    return float(value)
-
-
 def resolution(
     image: Path = typer.Argument(..., help="Image (YX), or a time series (TYX) split odd/even."),
     second: Path = typer.Argument(None, help="An independent second image of the same field."),
@@ -48,7 +40,7 @@ def resolution(
     if plot is not None:
         io.check_writable(plot, overwrite=overwrite)
     data, meta = io.read(image, axes=axes)
-    px = pixel_size(meta, pixel_size_nm, image)
+    px = io.pixel_size(meta, pixel_size_nm, path=image)
     notes: list[str] = []
     frc = None
     if second is not None:
@@ -121,13 +113,9 @@ def _finite(value: float) -> float | None:
 
 
 def _plane(data: Any, axes: str, path: Path) -> np.ndarray:
-    arr = np.asarray(data, dtype=np.float64)
-    if axes == "YX":
-        return arr
-    other = [a for a in axes if a not in "YX"]
-    if all(arr.shape[axes.index(a)] == 1 for a in other):
-        return arr.reshape(arr.shape[axes.index("Y")], arr.shape[axes.index("X")])
-    raise InputError(f"resolution takes a 2D image (or TYX series); got axes {axes}", path)
+    from abbe import io
+
+    return io.plane_yx(data, axes, path=path, needs="resolution takes a 2D image (or TYX series)")
 
 
 def _photons(image: np.ndarray, gain: float | None, offset: float, meta: Any) -> Any:

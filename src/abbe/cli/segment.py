@@ -41,12 +41,11 @@ def segment(
     a Z stack (--axes ZYX) gives 3D labels (planes segmented, then joined across Z)."""
     from abbe import io
     from abbe.cli.restore import output_paths
-    from abbe.cli.train import collect_images
     from abbe.segment import Segmenter
 
     options = compute(device, threads, memory_mb)
     seg = Segmenter.load(model)
-    inputs = collect_images(inputs, "input")
+    inputs = io.find_images(inputs, "input")
     targets = output_paths(inputs, output)
     for target in targets:
         io.check_writable(target, overwrite=overwrite)

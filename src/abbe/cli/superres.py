@@ -97,11 +97,7 @@ def _config(arch: str, scale: int | None, config_file: Path | None, max_time: fl
     gan = arch == "gan"
     base = default_config("resunet" if gan else arch, scale=scale or 2, gan=gan).model_dump()
     if config_file is not None:
-        for key, value in mf.read_yaml(config_file).items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                base[key] = {**base[key], **value}
-            else:
-                base[key] = value
+        base = mf.merge_config(base, mf.read_yaml(config_file))
         if scale is not None:
             base["network"]["scale"] = scale
     base["training"] = {**base["training"], "max_time_s": max_time, "max_epochs": 100_000}
@@ -118,7 +114,7 @@ def _user_pairs(
 ) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, Any], float | None]:
     """Read pairs (targets ``scale``× larger), or crappify high-resolution images into pairs."""
     from abbe import io
-    from abbe.cli.train import collect_images, match_pairs
+    from abbe.io import find_images, pair_files
 
     def read2d(path: Path) -> tuple[np.ndarray, Any]:
         data, meta = io.read(path)
@@ -134,7 +130,7 @@ def _user_pairs(
     if crappify is not None:
         from abbe.simulate.superres import crappify as degrade
 
-        files = collect_images(crappify, "high-resolution")
+        files = find_images(crappify, "high-resolution")
         xs, ys = [], []
         rng = np.random.default_rng(seed)
         px = None
@@ -150,8 +146,10 @@ def _user_pairs(
         provenance = {"crappified": [str(f) for f in files][:50], "scale": scale}
         return xs, ys, provenance, px
     assert inputs is not None and targets is not None
-    in_files = collect_images(inputs, "input")
-    pairs = match_pairs(in_files, collect_images(targets, "target"), inputs, targets)
+    in_files = find_images(inputs, "input")
+    pairs = pair_files(
+        in_files, find_images(targets, "target"), input_args=inputs, target_args=targets
+    )
     xs, ys = [], []
     px = None
     for a, b in pairs:

@@ -10,57 +10,8 @@ import typer
 
 from abbe.cli.common import out
 from abbe.errors import InputError
-from abbe.models.base import revalidated
 
 app = typer.Typer(help="Train a model (CARE, Noise2Void, …) on your images.", no_args_is_help=True)
-
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".zarr")
-
-
-def collect_images(paths: list[Path], role: str) -> list[Path]:
-    """Expand folders into their image files (sorted); check that every file exists."""
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir() and p.suffix.lower() != ".zarr":
-            found = sorted(f for f in p.iterdir() if f.name.lower().endswith(IMAGE_SUFFIXES))
-            if not found:
-                raise InputError(f"no images (.tif, .png, .zarr) in this {role} folder", p)
-            files += found
-        elif not p.exists():
-            raise InputError("file not found", p)
-        else:
-            files.append(p)
-    return files
-
-
-def match_pairs(
-    inputs: list[Path], targets: list[Path], in_args: list[Path], target_args: list[Path]
-) -> list[tuple[Path, Path]]:
-    """Pair inputs and targets by file name (folders) or by order (lists of files)."""
-    if all(p.is_dir() for p in in_args + target_args):
-        by_name = {t.name: t for t in targets}
-        missing = [i for i in inputs if i.name not in by_name]
-        if missing:
-            raise InputError(f"no target with the same name in {target_args[0]}", missing[0])
-        return [(i, by_name[i.name]) for i in inputs]
-    if len(inputs) != len(targets):
-        raise InputError(f"{len(inputs)} inputs but {len(targets)} targets; give one per input")
-    return list(zip(inputs, targets, strict=True))
-
-
-def _read_all(files: list[Path], axes: str | None) -> tuple[list[np.ndarray], Any]:
-    from abbe import io
-
-    arrays, metas = [], []
-    for f in files:
-        data, meta = io.read(f, axes=axes)
-        arrays.append(np.asarray(data, dtype=np.float32))
-        metas.append(meta)
-    first = metas[0].axes
-    for f, m in zip(files, metas, strict=True):
-        if m.axes != first:
-            raise InputError(f"has axes {m.axes} but {files[0].name} has {first}; give --axes", f)
-    return arrays, metas[0]
 
 
 def _build_config(
@@ -75,12 +26,7 @@ def _build_config(
 
     base = (default_n2v_config() if method == "n2v" else RestorationConfig()).model_dump()
     if config_file is not None:
-        user = mf.read_yaml(config_file)
-        for key, value in user.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                base[key] = {**base[key], **value}
-            else:
-                base[key] = value
+        base = mf.merge_config(base, mf.read_yaml(config_file))
     training = {k: v for k, v in overrides.items() if v is not None}
     base["training"] = {**base["training"], **training}
     base["method"] = method
@@ -105,15 +51,18 @@ def _train(
     seed: int | None,
     quiet: bool,
 ) -> None:
+    from abbe.io import find_images, pair_files, read_images
     from abbe.restore import CARE, N2V
     from abbe.restore.model import prepare_output_folder
 
-    in_files = collect_images(inputs, "input")
+    in_files = find_images(inputs, "input")
     pairs = None
     if targets is not None:
-        pairs = match_pairs(in_files, collect_images(targets, "target"), inputs, targets)
-    xs, meta = _read_all(in_files, axes)
-    ys = _read_all([t for _, t in pairs], axes)[0] if pairs else None
+        pairs = pair_files(
+            in_files, find_images(targets, "target"), input_args=inputs, target_args=targets
+        )
+    xs, meta = read_images(in_files, axes)
+    ys = read_images([t for _, t in pairs], axes)[0] if pairs else None
     overrides = {"max_time_s": max_time, "max_epochs": epochs, "seed": seed}
     cfg = _build_config(method, config, overrides, meta.axes, meta.pixel_size_nm)
     prepare_output_folder(output, resume=resume, overwrite=overwrite)
@@ -283,7 +232,7 @@ def localizer(
     from abbe.localize.learned import Localizer
 
     config = _smlm_config(
-        Localizer,
+        "localizer",
         stack=stack,
         pixel_size_nm=pixel_size_nm,
         psf_sigma_nm=psf_sigma_nm,
@@ -331,7 +280,7 @@ def deepstorm(
     if density[0] < 0 or density[1] <= density[0]:
         raise InputError(f"--density needs 0 ≤ MIN < MAX, got {density[0]:g} {density[1]:g}")
     config = _smlm_config(
-        DeepStorm,
+        "deepstorm",
         stack=stack,
         pixel_size_nm=pixel_size_nm,
         psf_sigma_nm=psf_sigma_nm,
@@ -350,7 +299,7 @@ def deepstorm(
 
 
 def _smlm_config(
-    model_class: Any,
+    kind: str,
     *,
     stack: Path | None,
     pixel_size_nm: float | None,
@@ -368,20 +317,19 @@ def _smlm_config(
 ) -> Any:
     """The training config of a learned SMLM model: settings given, the rest from --stack."""
     from abbe import io
-    from abbe.localize.calibration import camera_record, load_camera
-    from abbe.localize.learned import matched_settings
+    from abbe.localize.calibration import load_camera
+    from abbe.localize.matching import match_config
 
     camera = load_camera(camera_file) if camera_file is not None else None
     frames = None
     if stack is not None:
         data, meta = io.read(stack)
-        pixel_size_nm = pixel_size_nm or meta.pixel_size_nm
-        if pixel_size_nm is None:
-            raise InputError("pixel size unknown: give --pixel-size NM", stack)
+        pixel_size_nm = io.pixel_size(meta, pixel_size_nm, path=stack)
         frames = np.asarray(data) if data.ndim == 3 else np.asarray(data)[None]
     if pixel_size_nm is None:
         raise InputError("give --stack or --pixel-size (and the PSF, photons, background)")
-    settings = matched_settings(
+    config = match_config(
+        kind,
         stack=frames,
         pixel_size_nm=pixel_size_nm,
         camera=camera,
@@ -389,27 +337,18 @@ def _smlm_config(
         photons=photons if photons[1] > 0 else None,
         background=background if background[1] >= 0 else None,
         stack_density=stack_density,
+        density=density,
+        structured=structured,
+        training={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed},
+        **extra,
     )
     if stack is not None and not quiet:
         out.print(
-            f"{stack.name}: PSF σ {settings['psf_sigma_nm']:.0f} nm, photons "
-            f"{settings['photons'][0]:.0f}–{settings['photons'][1]:.0f}, background "
-            f"{settings['background'][0]:.0f}–{settings['background'][1]:.0f}"
+            f"{stack.name}: PSF σ {config.psf_sigma_nm:.0f} nm, photons "
+            f"{config.photons[0]:.0f}–{config.photons[1]:.0f}, background "
+            f"{config.background[0]:.0f}–{config.background[1]:.0f}"
         )
-    base = model_class.config_class()
-    return model_class.config_class(
-        pixel_size_nm=pixel_size_nm,
-        psf_sigma_nm=settings["psf_sigma_nm"],
-        photons=settings["photons"],
-        background=settings["background"],
-        density=density,
-        camera=camera_record(camera) if camera is not None else {"kind": "ideal"},
-        structured=structured,
-        training=revalidated(
-            base.training, {"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}
-        ),
-        **extra,
-    )
+    return config
 
 
 def _train_smlm(model, output: Path, resume: bool, overwrite: bool, quiet: bool) -> None:
@@ -454,13 +393,14 @@ def segment(
 ) -> None:
     """Nuclei segmentation (U-Net + watershed): trained on simulated nuclei, mixed with your
     image/label pairs when given; --from fine-tunes a model such as nuclei-fluo."""
+    from abbe.io import read_label_pairs
     from abbe.segment import Segmenter, SegmenterConfig
 
     if (images is None) != (labels is None):
         raise InputError("give both --images and --labels, or neither (simulations only)")
     if (output / "weights.safetensors").exists() and not (overwrite or resume):
         raise InputError("a model is already in this folder; pass --overwrite", output)
-    pairs = _label_pairs(images, labels) if images is not None else None
+    pairs = read_label_pairs(images, labels) if images is not None else None
     if start_from is not None:
         model = Segmenter.load(start_from)
         base = model.config
@@ -493,28 +433,6 @@ def segment(
             f"trained {output} in {seg.metrics['training_seconds']:.0f} s "
             f"({seg.metrics['steps']} steps, validation loss {seg.metrics['val_loss']:.4f})"
         )
-
-
-def _label_pairs(images: Path, labels: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Read image/label pairs matched by file name; labels must be whole numbers."""
-    from abbe import io
-
-    files = collect_images([images], "images")
-    label_files = collect_images([labels], "labels")
-    pairs = []
-    for img_path, lab_path in match_pairs(files, label_files, [images], [labels]):
-        img = np.asarray(io.read(img_path)[0], dtype=np.float32)
-        lab = np.asarray(io.read(lab_path)[0])
-        img = img[..., 0] if img.ndim == 3 and img.shape[-1] in (3, 4) else img
-        lab = lab[..., 0] if lab.ndim == 3 and lab.shape[-1] in (3, 4) else lab
-        if img.shape != lab.shape:
-            raise InputError(
-                f"labels of shape {lab.shape} do not match the image {img.shape}", lab_path
-            )
-        if not np.issubdtype(lab.dtype, np.integer):
-            raise InputError("a label image must hold whole numbers (one per nucleus)", lab_path)
-        pairs.append((img, lab.astype(np.int32)))
-    return pairs
 
 
 def _register_more() -> None:

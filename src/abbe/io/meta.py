@@ -95,3 +95,72 @@ def transpose_to(arr: np.ndarray, axes: str, target: str) -> np.ndarray:
     ordered = [a for a in target if a in kept]
     shape = [arr.shape[ordered.index(a)] if a in ordered else 1 for a in target]
     return arr.reshape(shape)
+
+
+def pixel_size(meta: Meta, given: float | None = None, *, path: str | None = None) -> float:
+    """The pixel size in nm: ``given`` if set, else the file's; an error when neither has it.
+
+    Raises
+    ------
+    InputError
+        If neither ``given`` nor ``meta`` holds a pixel size.
+    """
+    value = given if given is not None else meta.pixel_size_nm
+    if value is None:
+        raise InputError("pixel size unknown: give --pixel-size NM", path)
+    return float(value)
+
+
+def plane_yx(
+    data: Any, axes: str, *, path: str | None = None, needs: str = "a 2D image is needed"
+) -> np.ndarray:
+    """The (Y, X) plane of an image whose other axes all have length 1, as float64.
+
+    Parameters
+    ----------
+    data : the image, laid out as ``axes``.
+    axes : its axes, e.g. ``YX`` or ``TYX`` with one frame.
+    path : the file it came from, named in errors.
+    needs : what the caller takes, the start of the error message.
+
+    Raises
+    ------
+    InputError
+        If an axis other than Y and X is longer than 1.
+    """
+    arr = np.asarray(data, dtype=np.float64)
+    if axes == "YX":
+        return arr
+    if all(arr.shape[i] == 1 for i, a in enumerate(axes) if a not in "YX"):
+        return transpose_to(arr, axes, "YX")
+    raise InputError(f"{needs}; got axes {axes}", path)
+
+
+def as_tyx(data: Any, axes: str, *, path: str | None = None, what: str = "this step") -> Any:
+    """A stack of frames laid out (T, Y, X): a single image becomes one frame.
+
+    Axes besides T, Y and X must have length 1; a Z stack without T is returned as (Z, Y, X),
+    its planes taken as frames.
+
+    Parameters
+    ----------
+    data : the image, laid out as ``axes``.
+    axes : its axes.
+    path : the file it came from, named in errors.
+    what : what takes the stack, named in errors (``"localization"``).
+
+    Raises
+    ------
+    InputError
+        If the image cannot be read as a series of frames.
+    """
+    if axes == "YX":
+        return np.asarray(data)[None]
+    if sorted(axes) != sorted("TYX"):
+        extra = [a for a in axes if a not in "TYX"]
+        if all(data.shape[axes.index(a)] == 1 for a in extra) and "T" in axes:
+            return np.asarray(data).reshape([data.shape[axes.index(a)] for a in "TYX"])
+        if "Z" in axes and "T" not in axes:
+            return transpose_to(np.asarray(data), axes, "ZYX")
+        raise InputError(f"{what} takes a TYX stack; got axes {axes}", path)
+    return transpose_to(data, axes, "TYX")

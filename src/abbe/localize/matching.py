@@ -1,10 +1,15 @@
-"""What learned SMLM models are trained for, read off the user's own stack: PSF σ, photons,
-background (sparse data by fitting, dense data from the power spectrum and photon counts)."""
+"""Simulations matched to the user's data: the settings a learned SMLM model trains for.
+
+A learned localizer (DECODE-style, :mod:`abbe.localize.learned`) or Deep-STORM
+(:mod:`abbe.localize.deepstorm`) learns only the conditions it was simulated in. The PSF width,
+brightness and background given by the user are kept; the rest are read off the user's stack.
+:func:`match_config` turns both into the model's validated configuration.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -13,6 +18,99 @@ from abbe.simulate.camera import Camera
 
 if TYPE_CHECKING:
     from abbe.localize.fit import Electrons
+    from abbe.localize.learned import SimulationMatch
+
+#: Frames of the user's stack read to estimate the conditions.
+MATCH_FRAMES = 200
+
+
+def match_config(
+    kind: Literal["localizer", "deepstorm"],
+    *,
+    pixel_size_nm: float,
+    stack: np.ndarray | None = None,
+    camera: Camera | None = None,
+    psf_sigma_nm: float | None = None,
+    photons: tuple[float, float] | None = None,
+    background: tuple[float, float] | None = None,
+    stack_density: float | None = None,
+    density: tuple[float, float] | None = None,
+    structured: float = 0.0,
+    training: dict[str, Any] | None = None,
+    **options: Any,
+) -> SimulationMatch:
+    """The training configuration of a learned SMLM model matched to the user's data.
+
+    Settings given are kept; PSF σ, photons and background not given are read off the first
+    200 frames of ``stack`` by :func:`matched_settings`.
+
+    Parameters
+    ----------
+    kind : ``"localizer"`` (:class:`~abbe.localize.learned.LocalizerConfig`) or ``"deepstorm"``
+        (:class:`~abbe.localize.deepstorm.DeepStormConfig`).
+    pixel_size_nm : camera pixel size.
+    stack : (T, Y, X) frames in camera units (ADU with ``camera``, else photons), or None.
+    camera : the camera that recorded ``stack`` and that the simulations imitate; None is an
+        ideal detector.
+    psf_sigma_nm, photons, background : PSF σ, photons per emitter (min, max) and background
+        photons per pixel (min, max); None reads them off ``stack``.
+    stack_density : typical emitters per µm² per frame in ``stack`` for dense data (photons
+        are then read from the frames' total signal), or None for sparse data.
+    density : (min, max) emitters per µm² per frame to train for; None trains for
+        0.1·top to top, top being twice ``stack_density`` (4 without it).
+    structured : fraction of training frames with molecules on filaments.
+    training : changes to the kind's default :class:`~abbe.train.TrainingConfig`
+        (e.g. ``max_time_s``, ``max_epochs``, ``seed``).
+    **options : further fields of the configuration (e.g. ``upsampling`` for Deep-STORM).
+
+    Returns
+    -------
+    The validated configuration.
+
+    Raises
+    ------
+    InputError
+        If a setting is neither given nor readable off ``stack``.
+    """
+    from abbe.localize.calibration import camera_record
+    from abbe.models.base import revalidated
+
+    config_class = _config_class(kind)
+    frames = None
+    if stack is not None:
+        frames = np.asarray(stack[: min(len(stack), MATCH_FRAMES)], dtype=np.float32)
+    settings = matched_settings(
+        stack=frames,
+        pixel_size_nm=pixel_size_nm,
+        camera=camera,
+        psf_sigma_nm=psf_sigma_nm,
+        photons=photons,
+        background=background,
+        stack_density=stack_density,
+    )
+    if density is None:
+        top = 2 * stack_density if stack_density else 4.0
+        density = (0.1 * top, top)
+    base = config_class()
+    return config_class(
+        pixel_size_nm=pixel_size_nm,
+        psf_sigma_nm=settings["psf_sigma_nm"],
+        photons=settings["photons"],
+        background=settings["background"],
+        density=density,
+        camera=camera_record(camera) if camera is not None else {"kind": "ideal"},
+        structured=structured,
+        training=revalidated(base.training, training or {}),
+        **options,
+    )
+
+
+def _config_class(kind: str) -> type[SimulationMatch]:
+    from abbe.models.registry import METHODS, model_class
+
+    if kind not in ("localizer", "deepstorm") or kind not in METHODS:
+        raise InputError(f"unknown kind {kind!r} of learned localizer: use localizer or deepstorm")
+    return model_class(kind).config_class
 
 
 def estimate_conditions(

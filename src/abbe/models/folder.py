@@ -37,6 +37,28 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def merge_config(base: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    """A config dict with a user's YAML laid over it: sections (dicts) merged key by key one
+    level deep, any other value replaced.
+
+    Parameters
+    ----------
+    base : the defaults, e.g. ``Config().model_dump()``.
+    user : what the user's file holds (:func:`read_yaml`).
+
+    Returns
+    -------
+    A new dict; neither argument is changed.
+    """
+    merged = dict(base)
+    for key, value in user.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def validate(model: type[BaseModel], data: dict[str, Any], path: Path | str) -> Any:
     """Build a pydantic config, turning validation errors into one line naming the file."""
     try:

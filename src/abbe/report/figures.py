@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from abbe.io import atomic_path
+
+if TYPE_CHECKING:
+    from abbe.trust.verify import VerifyReport
 
 
 def display_range(image: np.ndarray, low: float = 0.5, high: float = 99.8) -> tuple[float, float]:
@@ -194,5 +198,56 @@ def resolution_plot(
     fig.tight_layout()
     with atomic_path(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def verify_figure(report: VerifyReport, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Save the panels of a :func:`abbe.verify` report and the result's resolution curves.
+
+    Panels, in order: input (the reference), output, truth, error map, uncertainty (those the
+    report holds), then the FRC against the truth and the decorrelation curves of the output.
+
+    Parameters
+    ----------
+    report : what :func:`abbe.trust.verify.verify` returned.
+    path : PNG to write (atomically).
+    overwrite : replace an existing file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: dict[str, np.ndarray] = {}
+    if report.reference is not None:
+        panels["input"] = report.reference
+    panels["output"] = report.result
+    if report.truth is not None:
+        panels["truth"] = report.truth
+    if report.error_map is not None:
+        panels["error map"] = report.error_map.map
+    if report.uncertainty is not None:
+        panels["uncertainty"] = report.uncertainty
+    n = len(panels) + 1
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6))
+    for ax, (title, img) in zip(axes[:-1], panels.items(), strict=True):
+        lo, hi = display_range(img)
+        cmap = "magma" if title in ("error map", "uncertainty") else "gray"
+        ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    resolution_plot(
+        None,
+        frc=report.frc,
+        decorrelation=report.decorrelation,
+        pixel_size_nm=report.pixel_size_nm,
+        title="output: FRC vs truth, decorrelation" if report.frc else "output: decorrelation",
+        ax=axes[-1],
+    )
+    fig.tight_layout()
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return Path(path)

@@ -1,0 +1,207 @@
+"""The verify pipeline: how far to trust a restored or super-resolved image.
+
+One call gathers what abbe can say about a result: its SQUIRREL error map against the data it
+was computed from (:func:`abbe.trust.error_map`), the resolution of both by decorrelation
+analysis, the scores and FRC against a ground truth where one exists (simulations), and the
+coverage of an uncertainty map. ``abbe verify`` writes it as ``report.json`` and a figure
+(:func:`abbe.report.verify_figure`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from abbe.errors import InputError
+from abbe.metrics.image import ImageScores, evaluate
+from abbe.metrics.resolution import DecorrelationResult, FRCResult, decorrelation, frc
+from abbe.trust.error_map import ErrorMap, error_map
+from abbe.trust.uncertainty import empirical_coverage, laplace_half_width
+
+#: Central interval whose coverage of the truth is reported.
+COVERAGE = 0.9
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :func:`verify` found; ``to_dict()`` is the content of ``report.json``.
+
+    Attributes
+    ----------
+    result : (Y, X) the result checked.
+    pixel_size_nm : the result's pixel size (1 when unknown on the reference's grid: then
+        resolutions are in pixels).
+    decorrelation : decorrelation analysis of the result.
+    reference : (Y, X) the data the result was computed from, or None.
+    reference_pixel_size_nm : its pixel size, or None without a reference.
+    reference_decorrelation : decorrelation analysis of the reference, or None.
+    error_map : SQUIRREL error map of the result against the reference, or None.
+    truth : (Y, X) ground truth on the result's grid, or None.
+    scores : PSNR, SSIM, MS-SSIM and NRMSE against the truth (normalized), or None.
+    frc : Fourier ring correlation of the result with the truth, or None.
+    uncertainty : (Y, X) the result's uncertainty map (Laplace standard deviations), or None.
+    coverage_90 : fraction of pixels whose truth lies in the 90 % interval, or None.
+    """
+
+    result: np.ndarray = field(repr=False)
+    pixel_size_nm: float
+    decorrelation: DecorrelationResult = field(repr=False)
+    reference: np.ndarray | None = field(default=None, repr=False)
+    reference_pixel_size_nm: float | None = None
+    reference_decorrelation: DecorrelationResult | None = field(default=None, repr=False)
+    error_map: ErrorMap | None = None
+    truth: np.ndarray | None = field(default=None, repr=False)
+    scores: ImageScores | None = None
+    frc: FRCResult | None = field(default=None, repr=False)
+    uncertainty: np.ndarray | None = field(default=None, repr=False)
+    coverage_90: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scores as plain JSON values (``report.json`` without the file names)."""
+        d: dict[str, Any] = {
+            "output_pixel_size_nm": self.pixel_size_nm,
+            "input_pixel_size_nm": self.reference_pixel_size_nm,
+        }
+        if self.error_map is not None:
+            d["error_map"] = self.error_map.summary()
+        res: dict[str, float | None] = {"output_decorr_nm": _finite(self.decorrelation)}
+        if self.reference_decorrelation is not None:
+            res["input_decorr_nm"] = _finite(self.reference_decorrelation)
+        if self.frc is not None:
+            res["frc_against_truth_nm"] = _finite(self.frc)
+        d["resolution"] = res
+        if self.scores is not None:
+            d["metrics"] = self.scores.as_dict()
+        if self.uncertainty is not None:
+            d["uncertainty"] = {"median_sd": float(np.median(self.uncertainty))}
+            if self.coverage_90 is not None:
+                d["uncertainty"]["coverage_90"] = self.coverage_90
+        return d
+
+
+def verify(
+    result: np.ndarray,
+    *,
+    reference: np.ndarray | None = None,
+    truth: np.ndarray | None = None,
+    uncertainty: np.ndarray | None = None,
+    pixel_size_nm: float | None = None,
+    reference_pixel_size_nm: float | None = None,
+) -> VerifyReport:
+    """Error map, resolution, scores and uncertainty coverage of a restored image.
+
+    Error map: Culley et al., Nat Methods 15:263 (2018). Decorrelation: Descloux et al.,
+    Nat Methods 16:918 (2019). FRC: Nieuwenhuizen et al., Nat Methods 10:557 (2013).
+
+    Parameters
+    ----------
+    result : (Y, X) the restored or super-resolved image.
+    reference : (Y, X) the data it was computed from, on the same grid or a whole multiple
+        of the result's pixel; enables the error map.
+    truth : (Y, X) ground truth on the result's grid (simulations); enables the scores, the
+        FRC and the uncertainty's coverage.
+    uncertainty : (Y, X) the result's uncertainty map, Laplace standard deviations √2·b as
+        abbe's models write them.
+    pixel_size_nm, reference_pixel_size_nm : pixel sizes; when one is missing it is taken
+        from the other on the same grid (see :func:`grid_pixel_sizes`).
+
+    Returns
+    -------
+    VerifyReport with the maps and the scores.
+
+    Raises
+    ------
+    InputError
+        If an image is not 2D, shapes differ from the result's, or a pixel size is needed
+        and unknown.
+    """
+    out = _plane(result, "result")
+    ref = _plane(reference, "reference") if reference is not None else None
+    gt = _plane(truth, "truth") if truth is not None else None
+    unc = _plane(uncertainty, "uncertainty") if uncertainty is not None else None
+    for name, arr in (("truth", gt), ("uncertainty", unc)):
+        if arr is not None and arr.shape != out.shape:
+            raise InputError(f"{name} shape {arr.shape} differs from the result's {out.shape}")
+    if ref is None:
+        out_px, in_px = (pixel_size_nm if pixel_size_nm is not None else 1.0), None
+    else:
+        out_px, in_px = grid_pixel_sizes(
+            out.shape,
+            ref.shape,
+            pixel_size_nm=pixel_size_nm,
+            reference_pixel_size_nm=reference_pixel_size_nm,
+        )
+        if out_px is None:
+            raise InputError("pixel size of the result unknown: give pixel_size_nm")
+        if in_px is None:
+            raise InputError("pixel size of the reference unknown: give reference_pixel_size_nm")
+    emap = dec_in = None
+    if ref is not None:
+        emap = error_map(out, ref, output_pixel_size_nm=out_px, reference_pixel_size_nm=in_px)
+        dec_in = decorrelation(ref, pixel_size_nm=in_px)
+    scores = ring = coverage = None
+    if gt is not None:
+        scores = evaluate(out, gt, normalize=True)
+        ring = frc(out, gt, pixel_size_nm=out_px)
+        if unc is not None:
+            # The map holds Laplace standard deviations √2·b; the 90 % interval is ±b·ln 10.
+            half = laplace_half_width(unc / np.sqrt(2.0), COVERAGE)
+            coverage = empirical_coverage(gt, out, half)
+    return VerifyReport(
+        result=out,
+        pixel_size_nm=out_px,
+        decorrelation=decorrelation(out, pixel_size_nm=out_px),
+        reference=ref,
+        reference_pixel_size_nm=in_px,
+        reference_decorrelation=dec_in,
+        error_map=emap,
+        truth=gt,
+        scores=scores,
+        frc=ring,
+        uncertainty=unc,
+        coverage_90=coverage,
+    )
+
+
+def grid_pixel_sizes(
+    result_shape: Sequence[int],
+    reference_shape: Sequence[int],
+    *,
+    pixel_size_nm: float | None = None,
+    reference_pixel_size_nm: float | None = None,
+) -> tuple[float | None, float | None]:
+    """Pixel sizes of a result and its reference, one taken from the other on the same grid.
+
+    Parameters
+    ----------
+    result_shape, reference_shape : the two images' shapes.
+    pixel_size_nm, reference_pixel_size_nm : the sizes known, or None.
+
+    Returns
+    -------
+    ``(result, reference)`` pixel sizes; both 1.0 when neither is known on the same grid
+    (resolutions are then in pixels); None where a size is unknown and cannot be inferred.
+    """
+    out_px, in_px = pixel_size_nm, reference_pixel_size_nm
+    same = tuple(result_shape) == tuple(reference_shape)
+    if out_px is None and in_px is None and same:
+        return 1.0, 1.0
+    if out_px is None:
+        return (in_px, in_px) if same else (None, in_px)
+    if in_px is None:
+        return (out_px, None) if not same else (out_px, out_px)
+    return float(out_px), float(in_px)
+
+
+def _plane(image: Any, name: str) -> np.ndarray:
+    arr = np.asarray(image, dtype=np.float64)
+    if arr.ndim != 2:
+        raise InputError(f"verify takes 2D images; the {name} has shape {arr.shape}")
+    return arr
+
+
+def _finite(res: DecorrelationResult | FRCResult) -> float | None:
+    return float(res.resolution_nm) if np.isfinite(res.resolution_nm) else None
