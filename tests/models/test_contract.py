@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from abbe import models
-from abbe.errors import ConfigError
+from abbe.errors import ConfigError, ModelError
 from abbe.models.registry import METHODS, model_class
 
 TINY_UNET = {"width": 4, "depth": 2}
@@ -228,3 +228,13 @@ def test_the_library_changes_settings_only_through_validation():
         if ".model_copy(" in line
     ]
     assert offenders == []
+
+
+def test_any_restoration_class_loads_the_restoration_method_its_folder_holds(trained):
+    from abbe.restore import CARE, N2V
+
+    _, work, _ = trained["n2v"]
+    assert type(CARE.load(work / "model")) is N2V  # as before the contract
+    _, work, _ = trained["segment"]
+    with pytest.raises(ModelError, match="not a restoration model"):
+        CARE.load(work / "model")

@@ -39,7 +39,8 @@ def test_the_smallest_method_works_end_to_end(tmp_path, monkeypatch):
 
     loaded = models.load(tmp_path / "tiny")
     assert type(loaded).__name__ == "Tiny" and loaded.config == model.config
+    assert "tiny" in {r["method"] for r in models.available(tmp_path)}
     image = noisy[0]
-    whole = loaded.predict(image, tile=None)
+    whole = loaded.predict(image, tile=None, device="cpu", threads=1)
     np.testing.assert_array_equal(whole, model.predict(image, tile=None))
     np.testing.assert_allclose(loaded.predict(image, tile=16), whole, atol=1e-5)

@@ -32,3 +32,16 @@ def test_models_lists_smlm_model_folders_and_says_how_to_use_them(cli):
 def test_models_of_a_missing_folder_is_one_line(cli, tmp_path):
     result = cli("models", tmp_path / "nope")
     assert result.code == 2 and "is not a folder" in result.err
+
+
+def test_models_of_a_folder_skips_folders_that_are_not_abbe_models(cli, tmp_path):
+    import shutil
+
+    shutil.copytree(LEGACY / "localizer", tmp_path / "mine")
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text('{"model_type": "bert"}')  # another tool's
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "config.yaml").write_text("training: {seed: 1}\n")  # a training YAML
+    result = cli("models", tmp_path, "--json")
+    assert result.code == 0, result
+    assert [r["name"] for r in json.loads(result.out)] == ["mine"]

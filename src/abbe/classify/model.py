@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from abbe.data.normalize import PercentileNorm, normalize, percentile_range
 from abbe.errors import InputError
-from abbe.models.base import Model, ModelConfig, resolve_device, torch_threads
+from abbe.models.base import Model, ModelConfig, network_on, torch_threads
 from abbe.nn.resnet import ResNetConfig
 from abbe.train.config import TrainingConfig
 
@@ -198,6 +198,7 @@ class Classifier(Model):
 
     method = "classify"
     config_class = ClassifierConfig
+    usage = "abbe classify IMAGE --labels LABELS -m"
 
     def build_network(self) -> Any:
         from abbe.nn.resnet import ResNet
@@ -350,13 +351,11 @@ class Classifier(Model):
         import torch
 
         x = self.prepare(crops)
-        dev = resolve_device(device)
-        net = self.network.eval().to(dev)
+        net = self.network.eval()
         out = []
-        with torch_threads(threads), torch.inference_mode():
+        with network_on(net, device) as dev, torch_threads(threads), torch.inference_mode():
             for i in range(0, len(x), batch):
                 out.append(net(torch.from_numpy(x[i : i + batch]).to(dev)).cpu().numpy())
-        self.network.cpu()
         return np.concatenate(out) if out else np.zeros((0, len(self.config.classes)))
 
     def predict_proba(self, crops: Sequence[np.ndarray], **compute: Any) -> np.ndarray:

@@ -35,9 +35,9 @@ def _describe(r: dict[str, Any]) -> None:
     from rich.table import Table
 
     out.print(
-        f"[bold]{r['name']}[/bold]  ({r['method'].upper()}"
+        f"[bold]{r['name']}[/bold]  ({str(r['method']).upper()}"
         f"{', axes ' + r['axes'] if r['axes'] else ''}, "
-        f"{r['size_kb'] / 1024:.1f} MB; {_usage(r)})"
+        f"{r['size_kb'] / 1024:.1f} MB; {r['usage']})"
     )
     if r["description"]:
         out.print(f"  {r['description']}")
@@ -64,14 +64,3 @@ def _describe(r: dict[str, Any]) -> None:
     elif validation:
         out.print("  validation: " + ", ".join(f"{k} {v}" for k, v in validation.items()))
     out.print()
-
-
-def _usage(r: dict[str, Any]) -> str:
-    """How a model of this method is used on the command line."""
-    verb = {
-        "segment": "abbe segment IMAGE -m",
-        "classify": "abbe classify IMAGE --labels LABELS -m",
-        "localizer": "abbe localize STACK --method",
-        "deepstorm": "abbe localize STACK --method",
-    }.get(r["method"], "abbe restore IMAGE -m")
-    return f"{verb} {r['use']}"

@@ -1,5 +1,7 @@
-"""Options shared by every verb that runs a network: where it runs and how much memory a tile
-may take. Each verb takes all three, so a user learns them once."""
+"""Options shared by every verb that runs a network: where it runs (``--device``,
+``--threads``) and how much memory a tile may take (``--memory-mb``, on the verbs that tile:
+restore, segment, localize; classify runs whole crops). The same names everywhere, so a user
+learns them once."""
 
 from __future__ import annotations
 

@@ -111,10 +111,8 @@ def _check_restoration_model(m: Any, name: str) -> None:
 
     if isinstance(m, RestorationModel):
         return
-    verb = {"segment": "abbe segment", "classify": "abbe classify"}.get(
-        getattr(m.config, "method", ""), "its own verb"
-    )
-    raise InputError(f"is not a restoration model; use it with {verb}", name)
+    use = f"{type(m).usage} {name}" if type(m).usage else f"abbe.models.load({name!r})"
+    raise InputError(f"is not a restoration model; use it with {use}", name)
 
 
 def _output_meta(model: Any, meta: Any, path: Path) -> Any:

@@ -124,6 +124,19 @@ def resolve_device(device: str | None = "auto") -> torch.device:
 
 
 @contextlib.contextmanager
+def network_on(network: torch.nn.Module, device: str | None = "auto") -> Iterator[torch.device]:
+    """Run ``network`` on ``device`` (see :func:`resolve_device`), then put it back where it
+    was, also after an error: a model the user placed on a GPU stays there."""
+    dev = resolve_device(device)
+    before = next((p.device for p in network.parameters()), dev)
+    network.to(dev)
+    try:
+        yield dev
+    finally:
+        network.to(before)
+
+
+@contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Run on ``threads`` CPU threads (None: leave as is), then restore the process's count."""
     import torch
@@ -150,6 +163,9 @@ class Model:
 
     method: ClassVar[str] = ""
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: The command line that uses a model of this method, before its name or folder
+    #: (``abbe models`` prints it; empty: Python only, through ``abbe.models.load``).
+    usage: ClassVar[str] = ""
 
     def __init__(self, config: ModelConfig | None = None, network: Any = None) -> None:
         self.config = config if config is not None else self.default_config()

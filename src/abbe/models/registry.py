@@ -1,8 +1,8 @@
 """One registry of learned methods (method name → model class, imported on first use), the
 bundled models, and loading any model folder by the ``method`` in its ``config.yaml``.
 
-Adding a method is one line in :data:`METHODS`; ``abbe.models.load``, ``abbe models``, the
-contract test and export then know it.
+Adding a method is one line in :data:`METHODS`; ``abbe.models.load``, ``abbe models`` and
+export then know it, and the contract test asks for the method's entry in its ``CASES``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,14 @@ def resolve(name_or_path: str | Path) -> Path:
 
 
 def is_model_folder(folder: Path) -> bool:
-    return (folder / mf.CONFIG).is_file() or (folder / LEGACY_CONFIG).is_file()
+    """Whether ``folder`` holds an abbe model: settings that name a registered method."""
+    if not ((folder / mf.CONFIG).is_file() or (folder / LEGACY_CONFIG).is_file()):
+        return False
+    try:
+        data, _ = read_settings(folder)
+    except (ConfigError, ModelError):
+        return False
+    return data.get("method") in METHODS
 
 
 def read_settings(folder: Path) -> tuple[dict[str, Any], Path]:
@@ -111,19 +118,23 @@ def load(name_or_path: str | Path) -> Any:
 
 
 def describe(name: str, folder: Path) -> dict[str, Any]:
-    """Name, method, axes, description, training data, scores and size of a model folder."""
+    """Name, method, axes, description, training data, scores, size and command-line use of a
+    model folder."""
     data, _ = read_settings(folder)
+    method = data.get("method")
     weights = folder / mf.WEIGHTS
+    use = name if folder.parent == BUNDLED_DIR else str(folder)
     return {
         "name": name,
-        "method": data.get("method"),
+        "method": method,
         "axes": data.get("axes") if data.get("method") != "classify" else None,
         "description": data.get("description", ""),
         "training_data": data.get("training_data", {}),
         "metrics": mf.read_metrics(folder),
         "size_kb": round(weights.stat().st_size / 1024, 1) if weights.exists() else 0.0,
         "path": str(folder),
-        "use": name if folder.parent == BUNDLED_DIR else str(folder),
+        "use": use,
+        "usage": _usage(method, use),
     }
 
 
@@ -135,8 +146,19 @@ def available(folder: str | Path | None = None) -> list[dict[str, Any]]:
     root = Path(folder)
     if not root.is_dir():
         raise ModelError("is not a folder", root)
-    if is_model_folder(root):
+    if (root / mf.CONFIG).is_file() or (root / LEGACY_CONFIG).is_file():
+        load_settings = read_settings(root)[0]  # a model folder itself: its errors are the answer
+        if load_settings.get("method") not in METHODS:
+            raise ModelError(f"names no abbe method ({load_settings.get('method')!r})", root)
         return [describe(root.name, root)]
     return [
         describe(p.name, p) for p in sorted(root.iterdir()) if p.is_dir() and is_model_folder(p)
     ]
+
+
+def _usage(method: str | None, use: str) -> str:
+    """How a model is used: its class's command line, else through Python."""
+    cls = model_class(method) if method in METHODS else None
+    if cls is not None and cls.usage:
+        return f"{cls.usage} {use}"
+    return f"abbe.models.load({use!r})"

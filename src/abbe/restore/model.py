@@ -69,6 +69,7 @@ class RestorationModel(Model):
     """
 
     config_class = RestorationConfig
+    usage = "abbe restore IMAGE -m"
 
     def __init__(self, config: RestorationConfig | None = None) -> None:
         super().__init__(config)
@@ -225,18 +226,16 @@ class RestorationModel(Model):
     # ------------------------------------------------------------------ load
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> RestorationModel:
-        """Load a restoration model folder; on this base class, whichever restoration method
-        (CARE, N2V, super-resolution) the folder holds."""
-        if cls is not RestorationModel:
-            return super().load(path)
-        from abbe.models.registry import load
+        """Load a restoration model folder as whichever restoration method it holds (CARE,
+        N2V or super-resolution), whatever restoration class this is called on."""
+        from abbe.models.registry import METHODS, model_class, read_settings, resolve
 
-        model = load(path)
-        if not isinstance(model, RestorationModel):
-            raise ModelError(
-                f"holds a {model.config.method!r} model, not a restoration model", path
-            )
-        return model
+        folder = resolve(path)
+        method = read_settings(folder)[0].get("method")
+        target = model_class(method) if method in METHODS else None
+        if target is None or not issubclass(target, RestorationModel):
+            raise ModelError(f"holds a {method!r} model, not a restoration model", folder)
+        return super(RestorationModel, target).load(folder)
 
     def __repr__(self) -> str:
         c = self.config

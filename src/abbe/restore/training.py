@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -132,8 +131,6 @@ def train_model(
     """Prepare pools from arrays and run the training engine; fills ``model``'s network."""
     import torch
 
-    from abbe.train.engine import fit
-
     cfg = model.config
     spatial = cfg.axes
     scale = int(getattr(cfg.network, "scale", 1))
@@ -154,30 +151,17 @@ def train_model(
         PatchPool(val_part[0], val_part[1], shape, scale=scale) if val_part is not None else None
     )
     torch.manual_seed(cfg.training.seed)
-    if not resume:
-        model.network = None
-    net = model.network.train()  # a resumed model comes back from prediction in eval mode
-    tmp = None
-    if work_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="abbe-train-")
-        work_dir = tmp.name
-    try:
-        result = fit(
-            net,
-            pool,
-            val_pool,
-            cfg.training,
-            work_dir=Path(work_dir),
-            masking=masking,
-            resume=resume,
-            quiet=quiet,
-            **model.training_extras(),
-        )
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    model.network = result.network
-    model.history = result.history
+    if not resume or model._network is None:
+        model.network = model.build_network()  # right after the seed, before the extras draw
+    result = model._train(
+        work_dir=work_dir,
+        resume=resume,
+        quiet=quiet,
+        train_pool=pool,
+        val_pool=val_pool,
+        masking=masking,
+        **model.training_extras(),
+    )
     model.metrics = {
         **result.summary(),
         "n_training_images": len(train_part[0]),

@@ -27,7 +27,7 @@ import torch
 from scipy import ndimage
 
 from abbe.errors import InputError
-from abbe.models.base import DEFAULT_MEMORY_MB, Model, resolve_device, torch_threads
+from abbe.models.base import DEFAULT_MEMORY_MB, Model, network_on, torch_threads
 from abbe.segment.config import SegmenterConfig
 from abbe.segment.postprocess import drop_faint, estimate_radius, merge_convex, postprocess
 from abbe.segment.stack import drop_thin, stitch_planes, trim_axially
@@ -47,6 +47,7 @@ class Segmenter(Model):
 
     method = "segment"
     config_class = SegmenterConfig
+    usage = "abbe segment IMAGE -m"
 
     def __init__(
         self, config: SegmenterConfig | None = None, network: torch.nn.Module | None = None
@@ -156,20 +157,17 @@ class Segmenter(Model):
     ) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
         x = np.ascontiguousarray(normalize_image(image, cfg.percentiles, levels)[None])
-        dev = resolve_device(device)
-        net = self.network.eval().to(dev)
+        net = self.network.eval()
+        with network_on(net, device) as dev:
 
-        def run(window: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                out = net(torch.from_numpy(np.ascontiguousarray(window[None])).to(dev))[0]
-            return torch.sigmoid(out).cpu().numpy()
+            def run(window: np.ndarray) -> np.ndarray:
+                with torch.inference_mode():
+                    out = net(torch.from_numpy(np.ascontiguousarray(window[None])).to(dev))[0]
+                return torch.sigmoid(out).cpu().numpy()
 
-        try:
             maps = self.windowed(
                 run, x, tile=tile, memory_mb=memory_mb, out_channels=cfg.network.out_channels
             )
-        finally:
-            self.network.cpu()
         if maps.shape[0] == 3:
             # Contacts cut the distance map: seeds split there and watershed lines follow them.
             return maps[0], maps[1] * (1.0 - maps[2])

@@ -28,7 +28,7 @@ from abbe.localize.learned.config import LocalizerConfig
 from abbe.localize.learned.decoding import calibrate_threshold, detections, positions
 from abbe.localize.learned.targets import normalize_frames, targets
 from abbe.localize.learned.training import SimulatedBatches, localization_loss
-from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig, resolve_device, torch_threads
+from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig, network_on, torch_threads
 from abbe.simulate.camera import Camera
 
 
@@ -44,6 +44,7 @@ class Localizer(Model):
 
     method = "localizer"
     config_class: type[ModelConfig] = LocalizerConfig
+    usage = "abbe localize STACK --method"
     thresholds: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
     scale = 1  # output pixels per camera pixel
 
@@ -123,17 +124,13 @@ class Localizer(Model):
         x = normalize_frames(electrons, self.config)
         if len(x) == 0:
             raise InputError("no frames to localize")
-        dev = resolve_device(device)
-        net = self.network.eval().to(dev)
-        try:
-            with torch_threads(threads), torch.inference_mode():
-                if self.tile_shape(x.shape[1:], tile, memory_mb) is None or (
-                    tile == "auto" and self._fits(x.shape[1:], memory_mb)
-                ):
-                    return self._maps_batched(net, x, batch, memory_mb, dev)
-                return self._maps_tiled(net, x, tile, memory_mb, dev)
-        finally:
-            self.network.cpu()
+        net = self.network.eval()
+        with network_on(net, device) as dev, torch_threads(threads), torch.inference_mode():
+            if self.tile_shape(x.shape[1:], tile, memory_mb) is None or (
+                tile == "auto" and self._fits(x.shape[1:], memory_mb)
+            ):
+                return self._maps_batched(net, x, batch, memory_mb, dev)
+            return self._maps_tiled(net, x, tile, memory_mb, dev)
 
     def _fits(self, shape: tuple[int, ...], memory_mb: float) -> bool:
         """Whether one whole frame fits the memory budget."""
