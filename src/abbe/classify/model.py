@@ -16,9 +16,10 @@ import numpy as np
 from pydantic import Field, model_validator
 from scipy import ndimage
 
+from abbe.compute import network_on, torch_threads
 from abbe.data.normalize import PercentileNorm, normalize, percentile_range
 from abbe.errors import InputError
-from abbe.models.base import Model, ModelConfig, network_on, torch_threads
+from abbe.models.base import Model, ModelConfig
 from abbe.nn.resnet import ResNetConfig
 from abbe.train.config import TrainingConfig
 

@@ -29,7 +29,7 @@ def memory_option(default: float = 1024) -> Any:
 def compute(device: str, threads: int | None, memory_mb: float | None = None) -> dict[str, Any]:
     """The prediction options of a model's ``predict``, the device checked before any work
     (a missing GPU is a one-line error, not a failure after minutes)."""
-    from abbe.models.base import resolve_device
+    from abbe.compute import resolve_device
 
     resolve_device(device)
     options: dict[str, Any] = {"device": device, "threads": threads}

@@ -9,8 +9,9 @@ A learned method is a :class:`ModelConfig` subclass (versioned, frozen, unknown 
   through);
 - training through the one engine (:meth:`Model._train`): checkpoints, resume, a temporary
   work folder when none is given, history;
-- prediction habits: a device (``auto``, ``cpu``, ``cuda``), a CPU thread count and a memory
-  budget that sets the tile size of :func:`abbe.predict.predict_tiled` (:meth:`Model.windowed`);
+- prediction habits: a device (``auto``, ``cpu``, ``cuda``) and a CPU thread count
+  (:mod:`abbe.compute`), and a memory budget that sets the tile size of
+  :func:`abbe.predict.predict_tiled` (:meth:`Model.windowed`);
 - model folder: ``config.yaml`` (with ``method``), ``weights.safetensors``, ``metrics.json``,
   ``history.csv``, written atomically, read without pickle (:meth:`Model.save`,
   :meth:`Model.load`);
@@ -29,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -37,7 +38,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from abbe import __version__
-from abbe.errors import ConfigError, InputError, ModelError
+from abbe.errors import ConfigError, ModelError
 from abbe.models import folder as mf
 from abbe.train.config import TrainingConfig
 
@@ -101,53 +102,6 @@ class ModelConfig(BaseModel):
     def updated(self: C, **changes: Any) -> C:
         """A copy with ``changes`` applied, validated again (nested settings merge)."""
         return revalidated(self, changes)
-
-
-# ----------------------------------------------------------------------------- compute
-def resolve_device(device: str | None = "auto") -> torch.device:
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``, with a clear
-    error when the device is not there."""
-    import torch
-
-    name = (device or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(
-            f"--device {device}: no CUDA GPU is available to this torch build; "
-            "use --device cpu or auto"
-        )
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {device}: expected auto, cpu, cuda or cuda:N") from None
-
-
-@contextlib.contextmanager
-def network_on(network: torch.nn.Module, device: str | None = "auto") -> Iterator[torch.device]:
-    """Run ``network`` on ``device`` (see :func:`resolve_device`), then put it back where it
-    was, also after an error: a model the user placed on a GPU stays there."""
-    dev = resolve_device(device)
-    before = next((p.device for p in network.parameters()), dev)
-    network.to(dev)
-    try:
-        yield dev
-    finally:
-        network.to(before)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run on ``threads`` CPU threads (None: leave as is), then restore the process's count."""
-    import torch
-
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- the model

@@ -14,12 +14,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from abbe.compute import resolve_device, torch_threads
 from abbe.data.normalize import PercentileNorm, denormalize, normalize, percentile_range
 from abbe.data.patches import N2VMasking
 from abbe.errors import InputError, ModelError, OutputExistsError
 from abbe.io.meta import check_axes
 from abbe.models import folder as mf
-from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig, resolve_device, torch_threads
+from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig
 from abbe.nn.unet import UNetConfig
 from abbe.train.config import TrainingConfig
 

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from abbe.compute import network_on, torch_threads
 from abbe.errors import InputError
-from abbe.models.base import DEFAULT_MEMORY_MB, Model, network_on, torch_threads
+from abbe.models.base import DEFAULT_MEMORY_MB, Model
 from abbe.segment.config import SegmenterConfig
 from abbe.segment.postprocess import drop_faint, estimate_radius, merge_convex, postprocess
 from abbe.segment.stack import drop_thin, stitch_planes, trim_axially

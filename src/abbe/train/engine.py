@@ -8,13 +8,12 @@ batches, and GPU or multi-GPU (DDP) training through Lightning when a GPU is pre
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
+from abbe.compute import torch_threads
 from abbe.data.patches import N2VMasking, PatchPool, augment_dihedral, batch_rng, n2v_mask
 from abbe.errors import InputError
 from abbe.io.tables import write_rows
@@ -447,7 +447,7 @@ def fit(
         task: RestorationTask = GANTask(network, cfg, loss_fn, discriminator, adversarial_weight)
     else:
         task = RestorationTask(network, cfg, loss_fn)
-    with _quiet_lightning(), _torch_threads(cfg.threads):
+    with _quiet_lightning(), torch_threads(cfg.threads):
         trainer = L.Trainer(
             accelerator=cfg.accelerator,
             devices=cfg.devices,
@@ -486,19 +486,6 @@ def fit(
         stopped_by=stopped_by,
         resumed=resume,
     )
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Train on ``threads`` CPU threads, then give the process back the count it had (a model
-    that trains on one thread must not leave later prediction on one)."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _loader(dataset: PatchBatches) -> torch.utils.data.DataLoader:

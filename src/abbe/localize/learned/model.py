@@ -23,12 +23,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from abbe.compute import network_on, torch_threads
 from abbe.errors import InputError
 from abbe.localize.learned.config import LocalizerConfig
 from abbe.localize.learned.decoding import calibrate_threshold, detections, positions
 from abbe.localize.learned.targets import normalize_frames, targets
 from abbe.localize.learned.training import SimulatedBatches, localization_loss
-from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig, network_on, torch_threads
+from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig
 from abbe.simulate.camera import Camera
 
 
@@ -126,9 +127,7 @@ class Localizer(Model):
             raise InputError("no frames to localize")
         net = self.network.eval()
         with network_on(net, device) as dev, torch_threads(threads), torch.inference_mode():
-            if self.tile_shape(x.shape[1:], tile, memory_mb) is None or (
-                tile == "auto" and self._fits(x.shape[1:], memory_mb)
-            ):
+            if tile in (None, 0, "none") or (tile == "auto" and self._fits(x.shape[1:], memory_mb)):
                 return self._maps_batched(net, x, batch, memory_mb, dev)
             return self._maps_tiled(net, x, tile, memory_mb, dev)
 
