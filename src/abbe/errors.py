@@ -41,3 +41,12 @@ class ConfigError(AbbeError):
 
 class ModelError(AbbeError):
     """A model folder or bundled model name cannot be loaded."""
+
+
+class AbbeWarning(UserWarning):
+    """A result abbe cannot fully stand behind: the message says why and what to do.
+
+    Library code emits it with :func:`warnings.warn`; the command line prints each one as
+    ``warning: <file>: <message>`` and writes it into the output's ``warnings`` field, so a doubtful
+    number is never silent (see :func:`abbe.cli.common.reported_warnings`).
+    """

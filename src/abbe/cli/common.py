@@ -6,12 +6,13 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
 
-from abbe.errors import AbbeError
+from abbe.errors import AbbeError, AbbeWarning
 
 T = TypeVar("T")
 
@@ -24,6 +25,34 @@ EXIT_ERROR = 2
 def fail(message: str) -> None:
     """Print ``error: message`` on one line to stderr."""
     err.print(f"error: {' '.join(str(message).split())}", markup=False)
+
+
+def warn(message: str, path: str | os.PathLike[str] | None = None) -> None:
+    """Print ``warning: [path: ]message`` on one line to stderr."""
+    where = f"{path}: " if path is not None else ""
+    err.print(f"warning: {where}{' '.join(str(message).split())}", markup=False)
+
+
+@contextmanager
+def reported_warnings(path: str | os.PathLike[str] | None = None) -> Iterator[list[str]]:
+    """Collect the :class:`~abbe.errors.AbbeWarning` raised inside the block and print each once.
+
+    The yielded list fills with the messages when the block ends, for the output's ``warnings``
+    field (JSON, CSV sidecar, report): a doubtful result is flagged on the console and in the file.
+    """
+    import warnings
+
+    messages: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AbbeWarning)
+        try:
+            yield messages
+        finally:
+            for w in caught:
+                if issubclass(w.category, AbbeWarning) and str(w.message) not in messages:
+                    messages.append(str(w.message))
+    for m in messages:
+        warn(m, path)
 
 
 def run_guarded(fn: Any, *args: Any, **kwargs: Any) -> int:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from abbe.cli.common import err, out
+from abbe.cli.common import err, out, reported_warnings
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
-from abbe.trust.ood import OutOfDistributionWarning
 
 _FILE_SUFFIXES = (".tif", ".tiff", ".zarr")
 
@@ -94,12 +92,8 @@ def restore(
             "progress": _tile_progress(quiet),
             "uncertainty": uncertainty,
         }
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", OutOfDistributionWarning)
+        with reported_warnings(path):
             _restore_one(m, data, meta, target, run, overwrite)
-        for w in caught:
-            if issubclass(w.category, OutOfDistributionWarning):
-                err.print(f"warning: {path}: {w.message}", markup=False)
         if not quiet:
             extra = f" (+ {uncertainty_path(target).name})" if uncertainty else ""
             out.print(f"{path} → {target}{extra}")

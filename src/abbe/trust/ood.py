@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from abbe.errors import AbbeWarning
+
 #: Factor by which a property may leave the training range before a warning.
 MARGIN = 1.5
 
 
-class OutOfDistributionWarning(UserWarning):
+class OutOfDistributionWarning(AbbeWarning):
     """The input differs from the model's training data; the result may contain artifacts."""
 
 
