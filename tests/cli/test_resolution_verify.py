@@ -44,6 +44,10 @@ def test_resolution_of_a_photon_image_gives_frc_and_decorrelation(cli, sim_dir, 
     # The optics allow 243 nm; at 200 photons both measures land within 35 % above it.
     assert 230 < data["frc_nm"] < 330
     assert 230 < data["decorr_nm"] < 330
+    # Pure photon counts: the checks find nothing to doubt; the cutoff comes from params.json.
+    assert data["warnings"] == [] and "warning" not in r.err
+    assert data["optical_cutoff_nm"] == pytest.approx(243.08, abs=0.01)
+    assert abs(data["frc_noise_correlation"]) < 0.03
     assert data["frc_curve"]["curve"] and data["decorr_curve"]["curve"]
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -74,6 +78,65 @@ def test_adu_images_without_a_gain_skip_frc_with_a_note(cli, tmp_path):
     in_adu = json.loads(r.out)["frc_nm"]
     in_photons = json.loads(cli("resolution", tmp_path / "ph.tif", "--json").out)["frc_nm"]
     assert in_adu == pytest.approx(in_photons, rel=1e-6) and 230 < in_adu < 400
+    assert json.loads(r.out)["warnings"] == []
+
+
+def _simulate_readme_widefield(root, size: int = 256) -> None:
+    """The README's `abbe simulate widefield` command, at 256² to keep the test fast."""
+    from abbe.cli.main import main
+
+    args = "--structure filaments --pixel-size 100 --na 1.3 --wavelength 632 --photons 50"
+    args += " --background 2 --read-noise 2 --camera ideal --seed 1 -q"
+    assert main(["simulate", "widefield", "-o", str(root), "--size", str(size), *args.split()]) == 0
+
+
+def test_resolution_flags_read_noise_and_never_prints_finer_than_nyquist(cli, tmp_path):
+    # Issue #28 (2): on the README's simulation `abbe resolution sim/input.tif` printed
+    # "finer than the Nyquist limit (2 pixels)" and decorrelation 363 nm, without a doubt.
+    _simulate_readme_widefield(tmp_path / "sim")
+    image = tmp_path / "sim" / "input.tif"
+    r = cli("resolution", image, "--json")
+    assert r.code == 0, r
+    data = json.loads(r.out)
+    # The FRC number is withheld and every reason is in the JSON and on stderr.
+    assert data["frc_nm"] is None and data["frc_noise_correlation"] > 0.25
+    text = " ".join(data["warnings"])
+    assert "not pure photon (Poisson) noise" in text and "a.tif b.tif" in text
+    assert "odd/even" in text and "Nyquist limit (200 nm" in text
+    # Decorrelation: nothing trustworthy confirms it and it lies far from the optics (243 nm).
+    assert data["decorr_nm"] > 1.3 * 243
+    assert any(m.startswith("decorrelation:") and "optical cutoff" in m for m in data["warnings"])
+    assert r.err.count("warning: ") == len(data["warnings"]) == 3
+    r = cli("resolution", image)
+    assert "finer than the Nyquist" not in r.out and "not measured" in r.out
+    assert "doubtful" in r.out and "warning: " in r.err
+
+
+@pytest.mark.parametrize("camera, gain", [("scmos", 2.0), ("emccd", 100 / 45)])
+def test_resolution_flags_camera_noise_after_gain_and_offset(cli, tmp_path, camera, gain):
+    # ADU from a camera converted with its true gain and offset: the counts are photoelectrons,
+    # but read noise, sCMOS pixel offsets and EMCCD excess noise are not Poisson.
+    sim = simulate.widefield("filaments", size=128, photons=200, background=5, camera=camera)
+    io.write(tmp_path / "adu.tif", sim.input, io.Meta("YX", pixel_size_nm=100))
+    r = cli("resolution", tmp_path / "adu.tif", "--gain", gain, "--offset", 100, "--json")
+    assert r.code == 0, r
+    data = json.loads(r.out)
+    assert data["frc_noise_correlation"] > 0.2
+    assert any("not pure photon (Poisson) noise" in m for m in data["warnings"])
+    assert "warning: " in r.err
+
+
+def test_resolution_checks_against_the_optics_given_on_the_command_line(cli, sim_dir):
+    # The simulation's optics give a 243 nm cutoff; a claimed NA of 0.3 gives 1053 nm, which
+    # both measured resolutions beat: that contradiction is flagged, not printed as fact.
+    image = sim_dir / "sim" / "input.tif"
+    r = cli("resolution", image, "--na", 0.3, "--wavelength", 632, "--json")
+    data = json.loads(r.out)
+    assert data["optical_cutoff_nm"] == pytest.approx(632 / 0.6)
+    assert any("FRC:" in m and "finer than the optical cutoff" in m for m in data["warnings"])
+    assert any("decorrelation:" in m and "finer than" in m for m in data["warnings"])
+    r = cli("resolution", image, "--na", 1.3)
+    assert r.code == 2 and "--wavelength" in r.err
 
 
 def test_resolution_needs_a_pixel_size(cli, tmp_path):
