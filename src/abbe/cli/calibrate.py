@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from abbe.cli.common import out, print_json, write_json
+from abbe.cli.common import out, print_json, reported_warnings, write_json
 from abbe.errors import InputError
 
 
@@ -25,7 +25,13 @@ def calibrate(
         "register's excess noise (F² = 2) is taken into account.",
     ),
     qe: float = typer.Option(1.0, "--qe", min=1e-3, max=1.0, help="Quantum efficiency."),
-    read_noise: float = typer.Option(0.0, "--read-noise", min=0.0, help="Read noise, e⁻ rms."),
+    read_noise: float = typer.Option(
+        0.0,
+        "--read-noise",
+        min=0.0,
+        help="Read noise, e⁻ rms at the output (datasheet, or dark frames); taken out of the "
+        "noise before the gain is read.",
+    ),
     pixel_size_nm: float = typer.Option(
         None, "--pixel-size", min=1e-3, help="Camera pixel, nm (default: from the file)."
     ),
@@ -36,7 +42,10 @@ def calibrate(
 ) -> None:
     """A camera file for --camera: gain by photon transfer on the stack itself.
 
-    Also prints the PSF σ read off the stack's power spectrum (give --pixel-size if the file
+    The gain comes from the shot noise of the frames' finest detail, which emitters do not
+    reach at any density, checked against the noise of the dimmest pixels over time; a gain
+    that cannot be checked is warned about, on the console and in the file's "warnings". Also
+    prints the PSF σ read off the stack's power spectrum (give --pixel-size if the file
     has none). Use the file with ``abbe localize --camera`` and ``abbe train localizer|deepstorm``.
     """
     from abbe import io
@@ -55,13 +64,15 @@ def calibrate(
     frames = np.asarray(stack[: min(len(stack), 200)], dtype=np.float32)
     if not np.isfinite(frames).all():
         raise InputError("the stack holds NaN or infinite values", stack_path)
-    try:
-        camera = camera_by_photon_transfer(
-            frames, offset=offset, em_gain=em_gain, qe=qe, read_noise=read_noise
-        )
-    except InputError as exc:
-        raise InputError(exc.args[0], stack_path) from exc
-    record = camera_record(camera)
+    with reported_warnings(stack_path) as caveats:
+        try:
+            camera = camera_by_photon_transfer(
+                frames, offset=offset, em_gain=em_gain, qe=qe, read_noise=read_noise
+            )
+        except InputError as exc:
+            raise InputError(exc.args[0], stack_path) from exc
+    transfer = camera.extra["photon_transfer"]
+    record = {**camera_record(camera), "photon_transfer": transfer, "warnings": caveats}
     adu_per_electron = camera.gain * camera.em_gain
     px = pixel_size_nm or meta.pixel_size_nm
     sigma = None
@@ -76,6 +87,6 @@ def calibrate(
         )
         psf = f"; PSF σ ≈ {sigma:.0f} nm from the power spectrum" if sigma else ""
         out.print(
-            f"{stack_path}: {adu_per_electron:.3f} ADU per photo-electron by photon transfer"
-            f"{em}{psf} → {output} (use with --camera)"
+            f"{stack_path}: {adu_per_electron:.3f} ADU per photo-electron by photon transfer on "
+            f"the {transfer['method']}{em}{psf} → {output} (use with --camera)"
         )
