@@ -19,9 +19,9 @@ def evaluate(
     normalize: bool = typer.Option(
         None,
         "--normalize/--no-normalize",
-        help="Percentile-normalize the truth and affine-fit the result first (CSBDeep style), "
-        "or compare raw; default: normalize only when units or intensity scales differ, "
-        "with a warning (the rule abbe verify uses).",
+        help="Normalize first (the truth by percentiles, the result by an affine fit) or "
+        "compare raw; by default only when units or scales differ, with a warning, as abbe "
+        "verify does.",
         show_default=False,
     ),
     data_range: float = typer.Option(

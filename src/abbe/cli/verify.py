@@ -33,9 +33,9 @@ def verify(
     normalize: bool = typer.Option(
         None,
         "--normalize/--no-normalize",
-        help="Scores against the truth after percentile normalization and an affine fit, or "
-        "raw; default: normalize only when units or intensity scales differ, with a warning "
-        "(the rule abbe evaluate uses).",
+        help="Score against the truth after normalizing (the truth by percentiles, the result "
+        "by an affine fit) or raw; by default only when units or scales differ, with a "
+        "warning, as abbe evaluate does.",
         show_default=False,
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
