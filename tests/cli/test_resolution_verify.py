@@ -173,3 +173,97 @@ def test_verify_with_different_grids_needs_pixel_sizes(cli, tmp_path):
     io.write(tmp_path / "small.tif", np.ones((20, 20), np.float32))
     r = cli("verify", tmp_path / "big.tif", "--input", tmp_path / "small.tif", "-o", tmp_path / "o")
     assert r.code == 2 and "pixel size unknown" in r.err
+
+
+@pytest.fixture(scope="module")
+def adu_dir(tmp_path_factory):
+    """Issue 28's pair, scaled down: an sCMOS simulation (ADU) restored, its truth in photons."""
+    from abbe.cli.main import main
+
+    root = tmp_path_factory.mktemp("units")
+    sim = root / "sim"
+    args = ["simulate", "widefield", "-o", sim, "--size", "64", "--camera", "scmos", "--seed", "1"]
+    assert main([str(a) for a in args]) == 0
+    restore = ["restore", sim / "input.tif", "-m", "denoise-widefield", "-o", root / "r.tif"]
+    assert main([str(a) for a in restore]) == 0
+    return root
+
+
+SCORES = ("psnr", "ssim", "ms_ssim", "nrmse")
+
+
+def test_evaluate_and_verify_agree_on_an_adu_result_against_a_photon_truth(cli, adu_dir, tmp_path):
+    # Issue 28, finding 7: evaluate printed PSNR −14.5 for such a pair without a word, while
+    # verify normalized silently (SSIM 0.967 against 0.989). Now one rule, stated and warned.
+    result, truth = adu_dir / "r.tif", adu_dir / "sim" / "clean.tif"
+    ev = cli("evaluate", result, "--truth", truth, "--json")
+    assert ev.code == 0, ev
+    scores = json.loads(ev.out)
+    assert scores["normalization"] == "percentile-affine"
+    assert len(scores["warnings"]) == 1 and "in ADU and the truth in photons" in ev.err
+    assert ev.err.startswith(f"warning: {result}: ") and "--no-normalize" in ev.err
+    v = cli(
+        "verify",
+        result,
+        "--input",
+        adu_dir / "sim" / "input.tif",
+        "--truth",
+        truth,
+        "-o",
+        tmp_path / "rep",
+    )
+    assert v.code == 0, v
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    # Same pair, same rule: the same numbers to rounding, the same normalization, the warning.
+    for key in SCORES:
+        assert report["metrics"][key] == pytest.approx(scores[key], rel=1e-9)
+    assert report["metrics"]["normalization"] == "percentile-affine"
+    assert scores["warnings"][0] in report["warnings"]
+    assert "(normalized)" in v.out
+
+
+def test_raw_scores_on_request_agree_too_and_say_how_to_compare(cli, adu_dir, tmp_path):
+    result, truth = adu_dir / "r.tif", adu_dir / "sim" / "clean.tif"
+    ev = cli("evaluate", result, "--truth", truth, "--json", "--no-normalize")
+    scores = json.loads(ev.out)
+    # ADU ≈ 1.6·photons + 100 against a truth spanning about 100 photons: PSNR below 0 dB.
+    assert scores["normalization"] == "none" and scores["psnr"] < 0
+    assert "use --normalize" in ev.err
+    v = cli(
+        "verify",
+        result,
+        "--input",
+        adu_dir / "sim" / "input.tif",
+        "--truth",
+        truth,
+        "--no-normalize",
+        "-o",
+        tmp_path / "rep",
+    )
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["metrics"]["psnr"] == pytest.approx(scores["psnr"], rel=1e-9)
+    assert report["metrics"]["normalization"] == "none" and "(raw)" in v.out
+
+
+def test_a_photon_pair_on_one_scale_is_scored_raw_by_both_without_a_warning(cli, tmp_path):
+    sim = simulate.widefield("filaments", size=64, photons=100, seed=2)
+    meta = io.Meta("YX", pixel_size_nm=100.0, extra={"units": "photons"})
+    io.write(tmp_path / "in.tif", sim.input, meta)
+    io.write(tmp_path / "gt.tif", sim.clean, meta)
+    ev = cli("evaluate", tmp_path / "in.tif", "--truth", tmp_path / "gt.tif", "--json")
+    scores = json.loads(ev.out)
+    assert scores["normalization"] == "none" and scores["warnings"] == [] and ev.err == ""
+    v = cli(
+        "verify",
+        tmp_path / "in.tif",
+        "--input",
+        tmp_path / "in.tif",
+        "--truth",
+        tmp_path / "gt.tif",
+        "-o",
+        tmp_path / "rep",
+    )
+    assert v.code == 0, v
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["metrics"]["ssim"] == pytest.approx(scores["ssim"], rel=1e-9)
+    assert report["metrics"]["normalization"] == "none" and "(raw)" in v.out

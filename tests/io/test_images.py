@@ -224,3 +224,25 @@ def test_an_image_written_without_pixel_size_reads_back_without_one(tmp_path, na
     # A default resolution tag must not turn into a made-up calibration (e.g. 1 µm pixels).
     io.write(tmp_path / name, np.ones((16, 16), np.float32))
     assert io.read(tmp_path / name)[1].pixel_size_nm is None
+
+
+@pytest.mark.parametrize("name", ["a.ome.tif", "a.tif", "a.zarr"])
+def test_intensity_units_and_provenance_survive_the_round_trip(tmp_path, rng, name):
+    # Issue 28: an OME-TIFF written by abbe and read back had lost `units` (ADU or photons),
+    # which evaluate and verify need to tell whether two images can be compared as they are.
+    extra = {"units": "ADU", "simulation": {"seed": 3, "photons": 50.0}}
+    data = rng.random((16, 16)).astype(np.float32)
+    io.write(tmp_path / name, data, io.Meta("YX", pixel_size_nm=100.0, extra=extra))
+    _, meta = io.read(tmp_path / name)
+    assert meta.extra == extra
+
+
+def test_the_units_in_an_ome_tiff_are_a_key_value_pair_other_tools_show(tmp_path):
+    path = io.write(
+        tmp_path / "a.ome.tif",
+        np.ones((8, 8), np.float32),
+        io.Meta("YX", extra={"units": "photons"}),
+    )
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.ome_metadata
+    assert '<M K="units">photons</M>' in xml and 'Namespace="abbe"' in xml

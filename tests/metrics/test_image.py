@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from scipy import ndimage
 from skimage import metrics as sk
 
 from abbe import metrics
+from abbe.errors import AbbeWarning
 
 
 @pytest.fixture
@@ -107,3 +111,55 @@ def test_mismatched_shapes_are_refused(pair):
     pred, truth = pair
     with pytest.raises(InputError, match="differs"):
         metrics.psnr(pred[:-1], truth)
+
+
+# A sCMOS-like camera: 0.8 e⁻ per photon, 2 ADU per e⁻, a 100 ADU baseline.
+ADU_PER_PHOTON, OFFSET_ADU = 1.6, 100.0
+
+
+@pytest.fixture(scope="module")
+def photon_pair():
+    """A noisy widefield image in photons and its clean truth, also in photons."""
+    from abbe import simulate
+
+    sim = simulate.widefield("filaments", size=96, photons=100, background=10, seed=5)
+    return sim.input, sim.clean
+
+
+def test_an_adu_result_against_a_photon_truth_is_flagged_with_its_scale(photon_pair):
+    # Issue 28, finding 7: ADU against photons scored PSNR below 0 dB without a word.
+    noisy, clean = photon_pair
+    adu = ADU_PER_PHOTON * noisy + OFFSET_ADU
+    # Act: the rule abbe evaluate and abbe verify share (normalize=None).
+    with pytest.warns(AbbeWarning, match=r"about 1\.6 × the truth.*--no-normalize") as caught:
+        auto = metrics.evaluate(adu, clean, normalize=None)
+    # Assert: the slope fitted is the camera's 1.6 ADU per photon (to two digits, as printed),
+    # and the scores are the normalized ones, named as such.
+    assert len(caught) == 1
+    assert auto == metrics.evaluate(adu, clean, normalize=True)
+    assert auto.normalization == "percentile-affine" and auto.normalized
+    # Raw scores when asked: still computed, but flagged with the way out.
+    with pytest.warns(AbbeWarning, match="use --normalize"):
+        raw = metrics.evaluate(adu, clean)
+    assert raw.psnr < 0 and raw.normalization == "none"
+
+
+def test_images_on_one_scale_are_compared_raw_without_a_warning(photon_pair):
+    noisy, clean = photon_pair
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AbbeWarning)
+        auto = metrics.evaluate(noisy, clean, normalize=None)
+        # A blurred restoration loses contrast (slope about 0.7) but stays on the truth's scale.
+        blurred = metrics.scale_mismatch(ndimage.gaussian_filter(noisy, 1.5), clean)
+    assert auto == metrics.evaluate(noisy, clean) and auto.normalization == "none"
+    assert blurred is None
+
+
+def test_units_that_differ_in_the_metadata_are_flagged_even_on_one_scale(photon_pair):
+    noisy, clean = photon_pair
+    reason = metrics.scale_mismatch(noisy, clean, units="ADU", truth_units="photons")
+    assert reason is not None and "in ADU and the truth in photons" in reason
+    assert metrics.scale_mismatch(noisy, clean, units="photons", truth_units="Photons") is None
+    with pytest.warns(AbbeWarning, match="in ADU and the truth in photons"):
+        scores = metrics.evaluate(noisy, clean, normalize=None, units="ADU", truth_units="photons")
+    assert scores.normalization == "percentile-affine"

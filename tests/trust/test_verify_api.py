@@ -54,7 +54,13 @@ def test_the_90_percent_interval_of_a_right_uncertainty_covers_90_percent(field)
     assert report.coverage_90 == pytest.approx(0.9, abs=0.02)
     d = report.to_dict()
     assert d["uncertainty"]["median_sd"] == pytest.approx(np.sqrt(2.0) * b)
-    assert d["metrics"]["psnr"] > 20 and "frc_against_truth_nm" in d["resolution"]
+    # Result and truth share one scale, so the scores are raw (abbe evaluate's rule): PSNR is
+    # 10·log10(R²/MSE) with R the truth's range, computed here independently.
+    mse = np.mean((result - field) ** 2)
+    expected = 10 * np.log10(np.ptp(field) ** 2 / mse)
+    assert d["metrics"]["normalization"] == "none"
+    assert d["metrics"]["psnr"] == pytest.approx(expected, abs=1e-9)
+    assert "frc_against_truth_nm" in d["resolution"]
     assert report.error_map is None and "error_map" not in d
 
 

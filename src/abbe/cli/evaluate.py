@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from abbe.cli.common import out, print_json
+from abbe.cli.common import out, print_json, reported_warnings
 from abbe.errors import InputError
 
 
@@ -17,9 +17,12 @@ def evaluate(
     truth: Path = typer.Option(..., "--truth", "-t", help="Ground truth of the same field."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     normalize: bool = typer.Option(
-        False,
-        "--normalize",
-        help="Percentile-normalize the truth and affine-fit the result first (CSBDeep style).",
+        None,
+        "--normalize/--no-normalize",
+        help="Normalize first (the truth by percentiles, the result by an affine fit) or "
+        "compare raw; by default only when units or scales differ, with a warning, as abbe "
+        "verify does.",
+        show_default=False,
     ),
     data_range: float = typer.Option(
         None, "--data-range", help="Range R for PSNR/SSIM (default: the truth's)."
@@ -56,8 +59,8 @@ def evaluate(
         )
         return
 
-    pred, _ = io.read(prediction, axes=axes)
-    gt, _ = io.read(truth, axes=axes)
+    pred, pred_meta = io.read(prediction, axes=axes)
+    gt, gt_meta = io.read(truth, axes=axes)
     if pred.shape != gt.shape:
         raise InputError(
             f"shape {tuple(pred.shape)} differs from the truth {truth} with shape "
@@ -77,9 +80,24 @@ def evaluate(
     if labels:
         _evaluate_labels(prediction, truth, pred, gt, as_json)
         return
-    scores = metrics.evaluate(pred, gt, normalize=normalize, data_range=data_range)
+    with reported_warnings(prediction) as caveats:
+        scores = metrics.evaluate(
+            pred,
+            gt,
+            normalize=normalize,
+            units=pred_meta.extra.get("units"),
+            truth_units=gt_meta.extra.get("units"),
+            data_range=data_range,
+        )
     if as_json:
-        print_json({"prediction": str(prediction), "truth": str(truth), **scores.as_dict()})
+        print_json(
+            {
+                "prediction": str(prediction),
+                "truth": str(truth),
+                **scores.as_dict(),
+                "warnings": caveats,
+            }
+        )
         return
     from rich.table import Table
 
@@ -90,8 +108,8 @@ def evaluate(
     table.add_row("SSIM", f"{scores.ssim:.4f}")
     table.add_row("MS-SSIM", f"{scores.ms_ssim:.4f}")
     table.add_row("NRMSE", f"{scores.nrmse:.4f}")
-    if normalize:
-        table.caption = "after percentile normalization and affine fit"
+    if scores.normalized:
+        table.caption = "after percentile normalization of the truth and affine fit of the result"
     out.print(table)
 
 

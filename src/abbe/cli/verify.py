@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from abbe.cli.common import out, write_json
+from abbe.cli.common import out, reported_warnings, write_json
 from abbe.errors import InputError
 
 NAMES = ["error_map.tif", "report.json", "verify.png"]
@@ -30,6 +30,14 @@ def verify(
     input_pixel: float = typer.Option(
         None, "--input-pixel-size", min=1e-3, help="Pixel size of the input, nm."
     ),
+    normalize: bool = typer.Option(
+        None,
+        "--normalize/--no-normalize",
+        help="Score against the truth after normalizing (the truth by percentiles, the result "
+        "by an affine fit) or raw; by default only when units or scales differ, with a "
+        "warning, as abbe evaluate does.",
+        show_default=False,
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report."),
 ) -> None:
     """Error map (SQUIRREL), uncertainty, resolution and scores in one report."""
@@ -40,11 +48,10 @@ def verify(
 
     result, out_meta = _read_plane(output)
     data, in_meta = _read_plane(input_image)
+    given_out = output_pixel if output_pixel is not None else out_meta.pixel_size_nm
+    given_in = input_pixel if input_pixel is not None else in_meta.pixel_size_nm
     out_px, in_px = grid_pixel_sizes(
-        result.shape,
-        data.shape,
-        pixel_size_nm=output_pixel if output_pixel is not None else out_meta.pixel_size_nm,
-        reference_pixel_size_nm=input_pixel if input_pixel is not None else in_meta.pixel_size_nm,
+        result.shape, data.shape, pixel_size_nm=given_out, reference_pixel_size_nm=given_in
     )
     if out_px is None:
         raise InputError("pixel size unknown: give --output-pixel-size NM", output)
@@ -55,26 +62,38 @@ def verify(
     )
     names = NAMES + (["uncertainty.tif"] if unc_file else [])
     outputs = io.OutputSet([report_dir / n for n in names], overwrite=overwrite)
-    gt = _read_like(truth, result, "truth") if truth is not None else None
-    unc = _read_like(unc_file, result, "uncertainty") if unc_file else None
-    report = verify(
-        result,
-        reference=data,
-        truth=gt,
-        uncertainty=unc,
-        pixel_size_nm=out_px,
-        reference_pixel_size_nm=in_px,
-    )
+    gt, gt_meta = _read_like(truth, result, "truth") if truth is not None else (None, None)
+    unc = _read_like(unc_file, result, "uncertainty")[0] if unc_file else None
+    with reported_warnings(output) as caveats:
+        report = verify(
+            result,
+            reference=data,
+            truth=gt,
+            uncertainty=unc,
+            pixel_size_nm=given_out,
+            reference_pixel_size_nm=given_in,
+            normalize=normalize,
+            units=out_meta.extra.get("units"),
+            reference_units=in_meta.extra.get("units"),
+            truth_units=gt_meta.extra.get("units") if gt_meta is not None else None,
+        )
     summary: dict[str, Any] = {"output": str(output), "input": str(input_image)}
     summary.update(report.to_dict())
     if "uncertainty" in summary:
         summary["uncertainty"] = {"file": str(unc_file), **summary["uncertainty"]}
+    summary["warnings"] = caveats
     with outputs as tmp:
-        meta_out = out_meta.replace(pixel_size_nm=out_px, axes="YX")
-        io.write(tmp["error_map.tif"], report.error_map.map, meta_out)
+        px = report.pixel_size_nm if report.pixel_size_known else None
+        meta_out = out_meta.replace(pixel_size_nm=px, axes="YX")
+        # The error map is in the input's intensity units, the uncertainty in the result's.
+        emap_extra = {k: v for k, v in out_meta.extra.items() if k != "units"}
+        if report.reference_units:
+            emap_extra["units"] = report.reference_units
+        io.write(tmp["error_map.tif"], report.error_map.map, meta_out.replace(extra=emap_extra))
         if report.uncertainty is not None:
             io.write(tmp["uncertainty.tif"], report.uncertainty.astype(np.float32), meta_out)
-        verify_figure(report, tmp["verify.png"])
+        against = input_image.name + (f" (truth {truth.name})" if truth is not None else "")
+        verify_figure(report, tmp["verify.png"], title=f"{output.name} against {against}")
         write_json(tmp["report.json"], summary, overwrite=False)
     e = report.error_map
     out.print(
@@ -89,8 +108,9 @@ def verify(
     )
     if "metrics" in summary:
         m = summary["metrics"]
+        how = "normalized" if m["normalized"] else "raw"
         out.print(
-            f"  against the truth: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, "
+            f"  against the truth ({how}): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, "
             f"FRC {_nm(res['frc_against_truth_nm'])}"
         )
     out.print(f"wrote {report_dir}/: {', '.join(names)}")
@@ -107,10 +127,10 @@ def _read_plane(path: Path) -> tuple[np.ndarray, Any]:
     return io.plane_yx(data, meta.axes, path=path, needs="verify takes 2D images"), meta
 
 
-def _read_like(path: Path, result: np.ndarray, what: str) -> np.ndarray:
-    image = _read_plane(path)[0]
+def _read_like(path: Path, result: np.ndarray, what: str) -> tuple[np.ndarray, Any]:
+    image, meta = _read_plane(path)
     if image.shape != result.shape:
         raise InputError(
             f"{what} shape {image.shape} differs from the result's {result.shape}", path
         )
-    return image
+    return image, meta

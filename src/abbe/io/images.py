@@ -25,6 +25,8 @@ PathLike = str | os.PathLike[str]
 TIFF_SUFFIXES = (".tif", ".tiff")
 PNG_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 ZARR_SUFFIXES = (".zarr",)
+#: Namespace of the OME MapAnnotation in which abbe keeps ``Meta.extra`` (intensity units too).
+OME_NAMESPACE = "abbe"
 
 _SUPPORTED_KINDS = "uif b"  # unsigned, signed, float, bool
 # tifffile axis letters that map onto ours; anything else needs an explicit --axes.
@@ -192,6 +194,7 @@ def _tiff_meta(tif: Any, p: Path) -> Meta:
     extra: dict[str, Any] = {}
     if tif.is_ome and tif.ome_metadata:
         axes, px, dz, dt = _ome_tiff_meta(tif.ome_metadata)
+        extra = _ome_tiff_extra(tif.ome_metadata)
     elif tif.is_imagej and tif.imagej_metadata is not None:
         ij = tif.imagej_metadata
         scale = _UNIT_NM.get(str(ij.get("unit", "")).lower())
@@ -233,6 +236,20 @@ def _ome_tiff_meta(xml: str) -> tuple[str | None, float | None, float | None, fl
 
     dt = float(attr["TimeIncrement"]) if "TimeIncrement" in attr else None
     return None, size("PhysicalSizeX"), size("PhysicalSizeZ"), dt
+
+
+def _ome_tiff_extra(xml: str) -> dict[str, Any]:
+    """abbe's metadata (intensity ``units``, provenance) from its OME MapAnnotation, if any."""
+    root = ET.fromstring(xml)
+    for el in root.iter():
+        if not el.tag.endswith("MapAnnotation") or el.get("Namespace") != OME_NAMESPACE:
+            continue
+        pairs = {m.get("K"): m.text or "" for m in el.iter() if m.tag.endswith("}M")}
+        extra = _loads(pairs["abbe"]) if "abbe" in pairs else {}
+        if "units" in pairs:  # the plain key wins: a person may have edited it in OMERO
+            extra["units"] = pairs["units"]
+        return extra
+    return {}
 
 
 def _resolution(page: Any) -> float | None:
@@ -446,6 +463,13 @@ def _write_ome_tiff(tmp: Path, arr: np.ndarray, meta: Meta) -> None:
         md.update(PhysicalSizeZ=meta.z_step_nm / 1e3, PhysicalSizeZUnit="µm")
     if meta.frame_interval_s:
         md.update(TimeIncrement=meta.frame_interval_s, TimeIncrementUnit="s")
+    if meta.extra:
+        # OME has no field for intensity units: a key-value annotation keeps them (and abbe's
+        # provenance, as JSON) where OMERO and Fiji show them and abbe reads them back.
+        extra = _extra_json(meta)
+        pairs = {"units": str(extra["units"])} if "units" in extra else {}
+        pairs["abbe"] = json.dumps(extra)
+        md["MapAnnotation"] = {"Namespace": OME_NAMESPACE, "Value": pairs}
     tifffile.imwrite(
         tmp, arr, ome=True, metadata=md, photometric="minisblack", **_centimetre_resolution(meta)
     )

@@ -9,6 +9,7 @@ from abbe.metrics.image import (
     nrmse,
     percentile_normalize,
     psnr,
+    scale_mismatch,
     ssim,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "nrmse",
     "percentile_normalize",
     "psnr",
+    "scale_mismatch",
     "ssim",
 ]

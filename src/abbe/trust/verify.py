@@ -9,13 +9,14 @@ coverage of an uncertainty map. ``abbe verify`` writes it as ``report.json`` and
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from abbe.errors import InputError
+from abbe.errors import AbbeWarning, InputError
 from abbe.metrics.image import ImageScores, evaluate
 from abbe.metrics.resolution import DecorrelationResult, FRCResult, decorrelation, frc
 from abbe.trust.error_map import ErrorMap, error_map
@@ -40,10 +41,15 @@ class VerifyReport:
     reference_decorrelation : decorrelation analysis of the reference, or None.
     error_map : SQUIRREL error map of the result against the reference, or None.
     truth : (Y, X) ground truth on the result's grid, or None.
-    scores : PSNR, SSIM, MS-SSIM and NRMSE against the truth (normalized), or None.
+    scores : PSNR, SSIM, MS-SSIM and NRMSE against the truth, or None; its ``normalization``
+        says whether they were computed raw or normalized (:func:`abbe.metrics.evaluate`).
     frc : Fourier ring correlation of the result with the truth, or None.
     uncertainty : (Y, X) the result's uncertainty map (Laplace standard deviations), or None.
     coverage_90 : fraction of pixels whose truth lies in the 90 % interval, or None.
+    pixel_size_known : False when no pixel size was given on a shared grid: sizes are then
+        1 and resolutions are in pixels.
+    units, reference_units : intensity units of the result and the reference, when known
+        (the uncertainty map is in the result's, the error map in the reference's).
     """
 
     result: np.ndarray = field(repr=False)
@@ -58,6 +64,9 @@ class VerifyReport:
     frc: FRCResult | None = field(default=None, repr=False)
     uncertainty: np.ndarray | None = field(default=None, repr=False)
     coverage_90: float | None = None
+    pixel_size_known: bool = True
+    units: str | None = None
+    reference_units: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The scores as plain JSON values (``report.json`` without the file names)."""
@@ -90,6 +99,10 @@ def verify(
     uncertainty: np.ndarray | None = None,
     pixel_size_nm: float | None = None,
     reference_pixel_size_nm: float | None = None,
+    normalize: bool | None = None,
+    units: str | None = None,
+    reference_units: str | None = None,
+    truth_units: str | None = None,
 ) -> VerifyReport:
     """Error map, resolution, scores and uncertainty coverage of a restored image.
 
@@ -107,6 +120,13 @@ def verify(
         abbe's models write them.
     pixel_size_nm, reference_pixel_size_nm : pixel sizes; when one is missing it is taken
         from the other on the same grid (see :func:`grid_pixel_sizes`).
+    normalize : how the scores against the truth treat intensities, as in
+        :func:`abbe.metrics.evaluate` (and ``abbe evaluate``): None normalizes exactly when the
+        result and the truth are not on one scale, with an :class:`~abbe.errors.AbbeWarning`;
+        True always; False never.
+    units, reference_units, truth_units : intensity units of the result, the reference and
+        the truth (file metadata), when known; result and truth in different units count as
+        different scales. They label the figure's colour bars.
 
     Returns
     -------
@@ -125,6 +145,7 @@ def verify(
     for name, arr in (("truth", gt), ("uncertainty", unc)):
         if arr is not None and arr.shape != out.shape:
             raise InputError(f"{name} shape {arr.shape} differs from the result's {out.shape}")
+    known = pixel_size_nm is not None or (ref is not None and reference_pixel_size_nm is not None)
     if ref is None:
         out_px, in_px = (pixel_size_nm if pixel_size_nm is not None else 1.0), None
     else:
@@ -138,13 +159,20 @@ def verify(
             raise InputError("pixel size of the result unknown: give pixel_size_nm")
         if in_px is None:
             raise InputError("pixel size of the reference unknown: give reference_pixel_size_nm")
+    if not known:
+        warnings.warn(
+            "pixel size unknown: resolutions and distances are in pixels, not nm; give the "
+            "pixel size (--output-pixel-size, or pixel_size_nm)",
+            AbbeWarning,
+            stacklevel=2,
+        )
     emap = dec_in = None
     if ref is not None:
         emap = error_map(out, ref, output_pixel_size_nm=out_px, reference_pixel_size_nm=in_px)
         dec_in = decorrelation(ref, pixel_size_nm=in_px)
     scores = ring = coverage = None
     if gt is not None:
-        scores = evaluate(out, gt, normalize=True)
+        scores = evaluate(out, gt, normalize=normalize, units=units, truth_units=truth_units)
         ring = frc(out, gt, pixel_size_nm=out_px)
         if unc is not None:
             # The map holds Laplace standard deviations √2·b; the 90 % interval is ±b·ln 10.
@@ -163,6 +191,9 @@ def verify(
         frc=ring,
         uncertainty=unc,
         coverage_90=coverage,
+        pixel_size_known=known,
+        units=units,
+        reference_units=reference_units,
     )
 
 
