@@ -38,7 +38,16 @@ def test_a_result_equal_to_its_reference_scores_perfectly(field):
     assert report.error_map.rsp == pytest.approx(1.0, abs=1e-6)
     assert report.pixel_size_nm == report.reference_pixel_size_nm == 1.0
     d = report.to_dict()
-    assert list(d) == ["output_pixel_size_nm", "input_pixel_size_nm", "error_map", "resolution"]
+    assert list(d) == [
+        "output_pixel_size_nm",
+        "input_pixel_size_nm",
+        "length_unit",
+        "error_map",
+        "resolution",
+    ]
+    # No pixel size given: the report says so rather than claiming 1 nm pixels.
+    assert d["output_pixel_size_nm"] is None and d["input_pixel_size_nm"] is None
+    assert d["length_unit"] == "px"
     assert set(d["resolution"]) == {"output_decorr_nm", "input_decorr_nm"}
     json.dumps(d)  # plain JSON values only
 

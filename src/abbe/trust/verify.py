@@ -70,9 +70,13 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The scores as plain JSON values (``report.json`` without the file names)."""
+        # An unknown pixel size is written as null, never as a made-up 1 nm: the distances
+        # below are then in pixels, which ``length_unit`` says.
+        known = self.pixel_size_known
         d: dict[str, Any] = {
-            "output_pixel_size_nm": self.pixel_size_nm,
-            "input_pixel_size_nm": self.reference_pixel_size_nm,
+            "output_pixel_size_nm": self.pixel_size_nm if known else None,
+            "input_pixel_size_nm": self.reference_pixel_size_nm if known else None,
+            "length_unit": "nm" if known else "px",
         }
         if self.error_map is not None:
             d["error_map"] = self.error_map.summary()
