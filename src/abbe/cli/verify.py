@@ -38,6 +38,11 @@ def verify(
     from abbe.report import verify_figure
     from abbe.trust.verify import grid_pixel_sizes, verify
 
+    unc_file = uncertainty or (
+        uncertainty_path(output) if uncertainty_path(output).exists() else None
+    )
+    names = NAMES + (["uncertainty.tif"] if unc_file else [])
+    outputs = io.OutputSet([report_dir / n for n in names], overwrite=overwrite)
     result, out_meta = _read_plane(output)
     data, in_meta = _read_plane(input_image)
     out_px, in_px = grid_pixel_sizes(
@@ -50,11 +55,6 @@ def verify(
         raise InputError("pixel size unknown: give --output-pixel-size NM", output)
     if in_px is None:
         raise InputError("pixel size unknown: give --input-pixel-size NM", input_image)
-    unc_file = uncertainty or (
-        uncertainty_path(output) if uncertainty_path(output).exists() else None
-    )
-    names = NAMES + (["uncertainty.tif"] if unc_file else [])
-    outputs = io.OutputSet([report_dir / n for n in names], overwrite=overwrite)
     gt = _read_like(truth, result, "truth") if truth is not None else None
     unc = _read_like(unc_file, result, "uncertainty") if unc_file else None
     report = verify(
