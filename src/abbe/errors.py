@@ -43,10 +43,36 @@ class ModelError(AbbeError):
     """A model folder or bundled model name cannot be loaded."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Work stopped by Ctrl-C; the message says what was kept and how to continue.
+
+    A :class:`KeyboardInterrupt`, so Python code that stops on Ctrl-C still does; the command line
+    prints it as one line and exits with status 130.
+    """
+
+    def __init__(self, message: str, path: str | PathLike[str] | None = None) -> None:
+        self.message = message
+        self.path = None if path is None else str(path)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
 class AbbeWarning(UserWarning):
     """A result abbe cannot fully stand behind: the message says why and what to do.
 
     Library code emits it with :func:`warnings.warn`; the command line prints each one as
     ``warning: <file>: <message>`` and writes it into the output's ``warnings`` field, so a doubtful
     number is never silent (see :func:`abbe.cli.common.reported_warnings`).
+
+    Parameters
+    ----------
+    message : what is doubtful and what to do.
+    path : the file concerned, when the warning is about one file (e.g. its axes were guessed);
+        printed first instead of the file the command is working on.
     """
+
+    def __init__(self, message: str, path: str | PathLike[str] | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else str(path)

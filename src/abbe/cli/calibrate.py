@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from abbe.cli.common import out, print_json, reported_warnings, write_json
+from abbe.cli.common import check_outputs, out, print_json, reported_warnings, write_json
 from abbe.errors import InputError
 
 
@@ -57,7 +57,7 @@ def calibrate(
 
     if output.suffix.lower() != ".json":
         raise InputError("the camera file is written as JSON: name it *.json", output)
-    io.check_writable(output, overwrite=overwrite)
+    check_outputs([output], overwrite=overwrite)
     data, meta = io.read(stack_path, axes=axes)
     stack = io.as_tyx(data, meta.axes, path=stack_path, what="localization")
     # The first 200 frames are enough for each pixel's variance.

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from abbe.cli.common import out, progress
+from abbe.cli.common import check_model_folder, check_outputs, out, progress
 from abbe.cli.options import compute, device_option, threads_option
 from abbe.errors import InputError
 from abbe.models.base import revalidated
@@ -48,23 +48,21 @@ def classify(
     from abbe.io import find_images, pair_files, read_plane
     from abbe.io.tables import write_rows
 
+    files = find_images(inputs, "input")
+    maps_out = {}
+    if saliency is not None:
+        maps_out = {f: saliency / f"{Path(f.name).stem}_saliency.tif" for f in files}
+    check_outputs([output, *maps_out.values()], overwrite=overwrite)
     options = compute(device, threads)
     clf = models.load(model)
     if not isinstance(clf, Classifier):
         raise InputError("is not a classifier (train one with abbe train classify)", model)
-    files = find_images(inputs, "input")
     label_files: list[Path | None] = [None] * len(files)
     if labels:
         pairs = pair_files(
             files, find_images(labels, "labels"), input_args=inputs, target_args=labels
         )
         label_files = [b for _, b in pairs]
-    io.check_writable(output, overwrite=overwrite)
-    maps_out = {}
-    if saliency is not None:
-        maps_out = {f: saliency / f"{Path(f.name).stem}_saliency.tif" for f in files}
-        for p in maps_out.values():
-            io.check_writable(p, overwrite=overwrite)
     cfg = clf.config
     rows: list[dict[str, Any]] = []
     maps: dict[Path, np.ndarray] = {}
@@ -134,9 +132,8 @@ def train_classify(
     nuclei shapes (round, elongated, fragmented); temperature-calibrated on held-out data."""
     from abbe.classify import Classifier, ClassifierConfig, read_table
     from abbe.nn.resnet import ResNetConfig
-    from abbe.restore.model import prepare_output_folder
 
-    prepare_output_folder(output, resume=resume, overwrite=overwrite)
+    check_model_folder(output, resume=resume, overwrite=overwrite)
     base = ClassifierConfig()
     training = revalidated(
         base.training, {"max_time_s": max_time, "max_epochs": 100_000, "seed": seed}

@@ -36,7 +36,11 @@ def evaluate(
         0.0, "--border", min=0.0, help="Localizations: leave out this margin (needs --field)."
     ),
     field_nm: tuple[float, float] = typer.Option(
-        (0.0, 0.0), "--field", help="Localizations: field HEIGHT WIDTH in nm, for --border."
+        (0.0, 0.0),
+        "--field",
+        metavar="HEIGHT WIDTH",
+        show_default=False,
+        help="Localizations: field size in nm, for --border.",
     ),
     pixel_size_nm: float = typer.Option(
         None, "--pixel-size", help="Localizations: pixel size for Picasso HDF5 without YAML."

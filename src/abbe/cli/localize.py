@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from abbe.cli.common import err, out, progress
+from abbe.cli.common import check_outputs, err, out, progress
 from abbe.cli.options import compute, device_option, memory_option, threads_option
-from abbe.errors import InputError
+from abbe.errors import InputError, Interrupted
 
 
 def localize(
@@ -70,11 +70,20 @@ def localize(
     import pandas as pd
 
     from abbe import io
-    from abbe.io.tables import write_localizations
+    from abbe.io.tables import localization_files, write_localizations
     from abbe.localize import fit
     from abbe.localize.calibration import camera_from_flags, load_camera, looks_offset
     from abbe.localize.render import correct_drift, estimate_drift, render_gaussian
 
+    model_dir = output.with_name(output.name.split(".")[0] + "_deepstorm")
+    check_outputs(
+        [
+            *localization_files(output),
+            render,
+            model_dir / "config.yaml" if method == "deepstorm" else None,
+        ],
+        overwrite=overwrite,
+    )
     options = compute(device, threads, memory_mb)
     learned = None
     if method not in ("fit", "deepstorm"):
@@ -83,12 +92,6 @@ def localize(
         if not Path(method).is_dir():
             raise InputError(f"unknown --method {method!r}: use fit, deepstorm or a model folder")
         learned = load_model(method)
-    io.check_writable(output, overwrite=overwrite)
-    model_dir = output.with_name(output.name.split(".")[0] + "_deepstorm")
-    if method == "deepstorm":
-        io.check_writable(model_dir / "config.yaml", overwrite=overwrite)
-    if render is not None:
-        io.check_writable(render, overwrite=overwrite)
     data, meta = io.read(stack_path, axes=axes)
     stack = io.as_tyx(data, meta.axes, path=stack_path, what="localization")
     px = io.pixel_size(meta, pixel_size_nm, path=stack_path)
@@ -178,7 +181,13 @@ def _train_deepstorm(stack, px, camera, psf_sigma_nm, stack_density, seconds, fo
             f"{cfg.density[0]:g}–{cfg.density[1]:g} emitters/µm²"
         )
     with tempfile.TemporaryDirectory() as work:
-        model = DeepStorm(cfg).fit(work_dir=work, quiet=quiet)
+        try:
+            model = DeepStorm(cfg).fit(work_dir=work, quiet=quiet)
+        except Interrupted as exc:
+            raise Interrupted(
+                f"{exc.message.split(';')[0]}; nothing was written (abbe train deepstorm -o "
+                "FOLDER trains a model that --resume can continue)"
+            ) from None
     model.save(folder, overwrite=True)
     if not quiet:
         out.print(f"model saved in {folder} (reuse it with --method {folder})")

@@ -22,15 +22,14 @@ from abbe.cli import (
     train,
     verify,
 )
-from abbe.cli.common import EXIT_ERROR, fail, run_guarded
+from abbe.cli.command import AbbeTyper
+from abbe.cli.common import EXIT_ERROR, abbe_warnings_as_lines, fail, run_guarded
 
-app = typer.Typer(
+app = AbbeTyper(
     name="abbe",
     help="Deep learning for fluorescence microscopy: simulate, train, restore, verify.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(train.app, name="train")
@@ -74,6 +73,10 @@ def _invoke(args: list[str]) -> int:
         if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
             raise
         ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            # A bare `abbe` (or `abbe train`) asks what there is: the help, not an error.
+            sys.stdout.write(ctx.get_help() + "\n")
+            return 0
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         fail(f"{exc.format_message()}{hint}")
         return EXIT_ERROR
@@ -82,7 +85,8 @@ def _invoke(args: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the status."""
-    code = run_guarded(_invoke, list(sys.argv[1:] if argv is None else argv))
+    with abbe_warnings_as_lines():
+        code = run_guarded(_invoke, list(sys.argv[1:] if argv is None else argv))
     if argv is None:
         sys.exit(code)
     return code

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from abbe.cli.common import out, print_json, reported_warnings
+from abbe.cli.common import check_outputs, out, print_json, reported_warnings
 from abbe.errors import InputError
 
 
@@ -46,8 +46,7 @@ def resolution(
     from abbe import io, report
     from abbe.metrics import resolution as R
 
-    if plot is not None:
-        io.check_writable(plot, overwrite=overwrite)
+    check_outputs([plot], overwrite=overwrite)
     data, meta = io.read(image, axes=axes)
     px = io.pixel_size(meta, pixel_size_nm, path=image)
     cutoff, cutoff_source = _optical_cutoff(image, meta, na, wavelength)

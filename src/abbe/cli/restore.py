@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from abbe.cli.common import err, out, reported_warnings
+from abbe.cli.common import check_outputs, err, out, reported_warnings
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
 
@@ -46,7 +46,9 @@ def _tile(value: str) -> int | str | None:
 
 
 def restore(
-    inputs: list[Path] = typer.Argument(..., help="Images to restore (TIFF, PNG, OME-Zarr)."),
+    inputs: list[Path] = typer.Argument(
+        ..., help="Images to restore (TIFF, PNG, OME-Zarr) or folders of them."
+    ),
     model: str = typer.Option(..., "-m", "--model", help="Bundled model name or model folder."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file (one input) or folder."),
     axes: str = typer.Option(None, "--axes", help="Axes of the inputs, e.g. YX, TYX, ZYX."),
@@ -70,14 +72,11 @@ def restore(
     from abbe.cli.common import progress
 
     tile_value = _tile(tile)
+    inputs = io.find_images(inputs, "input")  # folders, like segment and classify
     targets = output_paths(inputs, output)
-    for p in inputs:
-        if not p.exists():
-            raise InputError("file not found", p)
-    for t in targets:
-        io.check_writable(t, overwrite=overwrite)
-        if uncertainty:
-            io.check_writable(uncertainty_path(t), overwrite=overwrite)
+    check_outputs(
+        [*targets, *(uncertainty_path(t) for t in targets if uncertainty)], overwrite=overwrite
+    )
     options = compute(device, threads, memory_mb)
     m = models.load(model)
     _check_restoration_model(m, model)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from abbe.cli.common import out, progress
+from abbe.cli.common import check_outputs, out, progress
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
 
@@ -43,12 +43,11 @@ def segment(
     from abbe.cli.restore import output_paths
     from abbe.segment import Segmenter
 
-    options = compute(device, threads, memory_mb)
-    seg = Segmenter.load(model)
     inputs = io.find_images(inputs, "input")
     targets = output_paths(inputs, output)
-    for target in targets:
-        io.check_writable(target, overwrite=overwrite)
+    check_outputs(targets, overwrite=overwrite)
+    options = compute(device, threads, memory_mb)
+    seg = Segmenter.load(model)
     pairs = list(zip(inputs, targets, strict=True))
     for src, dst in progress(pairs, "segmenting", total=len(pairs), quiet=quiet or len(pairs) < 2):
         data, meta = io.read(src, axes=axes)
@@ -81,9 +80,14 @@ def _plane(data: np.ndarray, axes: str, channel: int, path: Path) -> np.ndarray:
         if name in axes and len(axes) == 3 and sorted(axes) == sorted("YX" + name):
             k = axes.index(name)
             if channel >= data.shape[k]:
-                raise InputError(f"--channel {channel}: the image has {data.shape[k]}", path)
+                n = data.shape[k]
+                raise InputError(
+                    f"--channel {channel}: channels are numbered 0–{n - 1}; the image has {n}",
+                    path,
+                )
             return np.take(data, channel, axis=k)
     raise InputError(
-        f"segmentation takes a 2D image (YX, or one channel of CYX) or a stack (ZYX); got {axes}",
+        f"segmentation takes a 2D image (YX, or one channel of CYX) or a stack (ZYX); got {axes} "
+        "(pass --axes if the file's axes are wrong)",
         path,
     )

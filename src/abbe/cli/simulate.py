@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from abbe.cli.command import AbbeTyper
 from abbe.cli.common import out, write_json
 
-app = typer.Typer(
+app = AbbeTyper(
     help="Simulate images with ground truth from physical models.", no_args_is_help=True
 )
 
@@ -20,6 +21,21 @@ class StructureName(str, Enum):
     puncta = "puncta"
     rings = "rings"
     nuclei = "nuclei"
+
+
+class SMLMStructure(str, Enum):
+    """What ``abbe simulate smlm`` can draw (nuclei and rings are not SMLM samples)."""
+
+    filaments = "filaments"
+    puncta = "puncta"
+
+
+class SRStructure(str, Enum):
+    """What super-resolution pairs show."""
+
+    filaments = "filaments"
+    puncta = "puncta"
+    rings = "rings"
 
 
 class PSFName(str, Enum):
@@ -114,7 +130,7 @@ def superres(
     preset: str = typer.Option(
         "widefield-2x", "--preset", help="widefield-2x, widefield-sim or confocal-sted."
     ),
-    structure: StructureName = typer.Option(None, help="One structure (default: the mix)."),
+    structure: SRStructure = typer.Option(None, help="One structure (default: the mix)."),
     n: int = typer.Option(1, "-n", "--pairs", min=1, max=10_000, help="Number of pairs."),
     size: int = typer.Option(128, min=16, max=4096, help="Input edge in pixels."),
     photons: float = typer.Option(None, min=1e-3, help="Peak photons (default: drawn per pair)."),
@@ -133,8 +149,6 @@ def superres(
         raise InputError(f"unknown --preset {preset!r}; choose one of {', '.join(PRESETS)}")
     update: dict = {"size": size}
     if structure is not None:
-        if structure is StructureName.nuclei:
-            raise InputError("super-resolution pairs show filaments, puncta or rings")
         update.update(structures=(structure.value,), mixed_fraction=0.0)
     cfg = type(PRESETS[preset]).model_validate({**PRESETS[preset].model_dump(), **update})
     names = [f"{k:03d}.tif" for k in range(n)]
@@ -170,10 +184,16 @@ def smlm(
         0.1, "--density", min=0.0, help="Active emitters per µm² per frame."
     ),
     photons: tuple[float, float] = typer.Option(
-        (1000.0, 5000.0), "--photons", help="MIN MAX photons per emitter and frame (uniform)."
+        (1000.0, 5000.0),
+        "--photons",
+        metavar="MIN MAX",
+        help="Photons per emitter and frame (uniform).",
     ),
     background: tuple[float, float] = typer.Option(
-        (20.0, 100.0), "--background", help="MIN MAX background photons per pixel (per frame)."
+        (20.0, 100.0),
+        "--background",
+        metavar="MIN MAX",
+        help="Background photons per pixel (per frame).",
     ),
     psf_sigma: float = typer.Option(
         130.0, "--psf-sigma-nm", min=1.0, help="σ of the integrated-Gaussian PSF, nm."
@@ -184,7 +204,7 @@ def smlm(
     na: float = typer.Option(1.4, "--na", min=0.01, max=1.7, help="NA for the Airy PSF."),
     wavelength: float = typer.Option(600.0, min=100, max=2000, help="Emission λ (Airy), nm."),
     camera: CameraName = typer.Option(CameraName.scmos, help="ideal writes photons; others ADU."),
-    structure: StructureName = typer.Option(
+    structure: SMLMStructure = typer.Option(
         None, help="Blinking fluorophores on filaments or puncta (default: random emitters)."
     ),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same data."),
@@ -196,10 +216,6 @@ def smlm(
     from abbe import io
     from abbe.simulate.smlm import smlm as simulate_smlm
 
-    if structure in (StructureName.nuclei, StructureName.rings):
-        from abbe.errors import InputError
-
-        raise InputError("SMLM structures are filaments or puncta")
     outputs = io.OutputSet(
         [output / n for n in ("stack.tif", "truth.csv", "camera.json", "params.json")],
         overwrite=overwrite,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from abbe.cli.common import out
+from abbe.cli.common import check_model_folder, model_folder, out
 from abbe.errors import InputError
 from abbe.models.base import revalidated
 
@@ -41,10 +41,10 @@ def train_superres(
     quiet: bool,
 ) -> None:
     """Build the config, gather or simulate pairs, train, save."""
-    from abbe.restore.model import prepare_output_folder
     from abbe.restore.superres import SuperResolution
     from abbe.simulate.superres import PRESETS
 
+    check_model_folder(output, resume=resume, overwrite=overwrite)
     if preset not in PRESETS:
         raise InputError(f"unknown --preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if (inputs is None) != (targets is None):
@@ -53,35 +53,34 @@ def train_superres(
         raise InputError("give pairs (--input/--target) or --crappify, not both")
     config = _config(arch, scale, config_file, max_time, seed)
     scale = config.network.scale
-    prepare_output_folder(output, resume=resume, overwrite=overwrite)
-    output.mkdir(parents=True, exist_ok=True)
     model = SuperResolution(config.updated(name=output.name))
-    if inputs is None and crappify is None:
-        updates: dict[str, Any] = {"scale": scale}
-        if pixel_size is not None:
-            updates["pixel_size_nm"] = pixel_size
-        if target_fwhm is not None:
-            updates["target_fwhm_nm"] = target_fwhm
-        sim = revalidated(PRESETS[preset], updates)
-        if not quiet:
-            out.print(
-                f"training {arch.upper()} ×{scale} on {n_pairs} simulated pairs ({preset}: "
-                f"{sim.input_fwhm:.0f} nm at {sim.pixel_size_nm:g} nm px → "
-                f"{sim.target_fwhm_nm:g} nm at {sim.pixel_size_nm / scale:g} nm px), "
-                f"at most {max_time:g} s; checkpoints in {output}/checkpoints"
-            )
-        model.fit_simulated(sim, n_pairs=n_pairs, work_dir=output, resume=resume, quiet=quiet)
-    else:
-        xs, ys, provenance, px = _user_pairs(inputs, targets, crappify, scale, seed)
-        if px is not None:
-            model.config = model.config.updated(pixel_size_nm=px)
-        if not quiet:
-            out.print(
-                f"training {arch.upper()} ×{scale} on {len(xs)} pairs, at most {max_time:g} s; "
-                f"checkpoints in {output}/checkpoints"
-            )
-        model.fit(xs, ys, work_dir=output, resume=resume, quiet=quiet, training_data=provenance)
-    model.save(output, overwrite=True)
+    with model_folder(output):  # a failure before the first checkpoint leaves no folder
+        if inputs is None and crappify is None:
+            updates: dict[str, Any] = {"scale": scale}
+            if pixel_size is not None:
+                updates["pixel_size_nm"] = pixel_size
+            if target_fwhm is not None:
+                updates["target_fwhm_nm"] = target_fwhm
+            sim = revalidated(PRESETS[preset], updates)
+            if not quiet:
+                out.print(
+                    f"training {arch.upper()} ×{scale} on {n_pairs} simulated pairs ({preset}: "
+                    f"{sim.input_fwhm:.0f} nm at {sim.pixel_size_nm:g} nm px → "
+                    f"{sim.target_fwhm_nm:g} nm at {sim.pixel_size_nm / scale:g} nm px), "
+                    f"at most {max_time:g} s; checkpoints in {output}/checkpoints"
+                )
+            model.fit_simulated(sim, n_pairs=n_pairs, work_dir=output, resume=resume, quiet=quiet)
+        else:
+            xs, ys, provenance, px = _user_pairs(inputs, targets, crappify, scale, seed)
+            if px is not None:
+                model.config = model.config.updated(pixel_size_nm=px)
+            if not quiet:
+                out.print(
+                    f"training {arch.upper()} ×{scale} on {len(xs)} pairs, at most {max_time:g} s; "
+                    f"checkpoints in {output}/checkpoints"
+                )
+            model.fit(xs, ys, work_dir=output, resume=resume, quiet=quiet, training_data=provenance)
+        model.save(output, overwrite=True)
     if not quiet:
         from abbe.cli.train import training_summary
 

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import typer
 
-from abbe.cli.common import out
+from abbe.cli.command import AbbeTyper
+from abbe.cli.common import check_model_folder, model_folder, out
 from abbe.errors import InputError
 
-app = typer.Typer(help="Train a model (CARE, Noise2Void, …) on your images.", no_args_is_help=True)
+app = AbbeTyper(help="Train a model (CARE, Noise2Void, …) on your images.", no_args_is_help=True)
 
 
 def _build_config(
@@ -53,8 +54,8 @@ def _train(
 ) -> None:
     from abbe.io import find_images, pair_files, read_images
     from abbe.restore import CARE, N2V
-    from abbe.restore.model import prepare_output_folder
 
+    check_model_folder(output, resume=resume, overwrite=overwrite)
     in_files = find_images(inputs, "input")
     pairs = None
     if targets is not None:
@@ -65,8 +66,6 @@ def _train(
     ys = read_images([t for _, t in pairs], axes)[0] if pairs else None
     overrides = {"max_time_s": max_time, "max_epochs": epochs, "seed": seed}
     cfg = _build_config(method, config, overrides, meta.axes, meta.pixel_size_nm)
-    prepare_output_folder(output, resume=resume, overwrite=overwrite)
-    output.mkdir(parents=True, exist_ok=True)
     provenance = {
         "inputs": [str(f) for f in in_files][:50],
         "targets": [str(t) for _, t in pairs][:50] if pairs else None,
@@ -80,26 +79,27 @@ def _train(
             f"training {method.upper()} on {len(in_files)} {kind} ({meta.axes}){budget}; "
             f"checkpoints in {output}/checkpoints"
         )
-    if method == "care":
-        model = CARE(cfg).fit(
-            xs,
-            ys,
-            axes=meta.axes,
-            work_dir=output,
-            resume=resume,
-            quiet=quiet,
-            training_data=provenance,
-        )
-    else:
-        model = N2V(cfg).fit(
-            xs,
-            axes=meta.axes,
-            work_dir=output,
-            resume=resume,
-            quiet=quiet,
-            training_data=provenance,
-        )
-    model.save(output, overwrite=True)
+    with model_folder(output):
+        if method == "care":
+            model = CARE(cfg).fit(
+                xs,
+                ys,
+                axes=meta.axes,
+                work_dir=output,
+                resume=resume,
+                quiet=quiet,
+                training_data=provenance,
+            )
+        else:
+            model = N2V(cfg).fit(
+                xs,
+                axes=meta.axes,
+                work_dir=output,
+                resume=resume,
+                quiet=quiet,
+                training_data=provenance,
+            )
+        model.save(output, overwrite=True)
     if not quiet:
         out.print(training_summary(model.metrics, f"model in {output}/"))
 
@@ -182,11 +182,20 @@ _STACK = typer.Option(
 )
 _PX = typer.Option(None, "--pixel-size", min=1e-3, help="Camera pixel, nm (default: --stack).")
 _SIGMA = typer.Option(None, "--psf-sigma-nm", min=1.0, help="PSF σ, nm.")
+# (0, 0) and (-1, -1) only mean "not given": the help says where the values then come from.
 _PHOTONS = typer.Option(
-    (0.0, 0.0), "--photons", help="MIN MAX photons per emitter (default: from --stack)."
+    (0.0, 0.0),
+    "--photons",
+    metavar="MIN MAX",
+    show_default=False,
+    help="Photons per emitter (default: read off --stack).",
 )
 _BACKGROUND = typer.Option(
-    (-1.0, -1.0), "--background", help="MIN MAX background photons/px (default: --stack)."
+    (-1.0, -1.0),
+    "--background",
+    metavar="MIN MAX",
+    show_default=False,
+    help="Background photons per pixel (default: read off --stack).",
 )
 _STACK_DENSITY = typer.Option(
     None,
@@ -231,6 +240,7 @@ def localizer(
     camera, PSF, brightness and density (DECODE-style per-pixel head)."""
     from abbe.localize.learned import Localizer
 
+    check_model_folder(output, resume=resume, overwrite=overwrite)
     config = _smlm_config(
         "localizer",
         stack=stack,
@@ -259,7 +269,10 @@ def deepstorm(
     photons: tuple[float, float] = _PHOTONS,
     background: tuple[float, float] = _BACKGROUND,
     density: tuple[float, float] = typer.Option(
-        (1.0, 8.0), "--density", help="MIN MAX emitters per µm² per frame to train for."
+        (1.0, 8.0),
+        "--density",
+        metavar="MIN MAX",
+        help="Emitters per µm² per frame to train for.",
     ),
     stack_density: float = _STACK_DENSITY,
     camera_file: Path = _CAMERA,
@@ -279,6 +292,7 @@ def deepstorm(
 
     if density[0] < 0 or density[1] <= density[0]:
         raise InputError(f"--density needs 0 ≤ MIN < MAX, got {density[0]:g} {density[1]:g}")
+    check_model_folder(output, resume=resume, overwrite=overwrite)
     config = _smlm_config(
         "deepstorm",
         stack=stack,
@@ -352,10 +366,9 @@ def _smlm_config(
 
 
 def _train_smlm(model, output: Path, resume: bool, overwrite: bool, quiet: bool) -> None:
-    if (output / "weights.safetensors").exists() and not (overwrite or resume):
-        raise InputError("a model is already in this folder; pass --overwrite", output)
-    model.fit(work_dir=output, resume=resume, quiet=quiet)
-    model.save(output, overwrite=True)
+    with model_folder(output):
+        model.fit(work_dir=output, resume=resume, quiet=quiet)
+        model.save(output, overwrite=True)
     if not quiet:
         out.print(
             f"trained {output} in {model.metrics['training_seconds']:.0f} s "
@@ -398,8 +411,7 @@ def segment(
 
     if (images is None) != (labels is None):
         raise InputError("give both --images and --labels, or neither (simulations only)")
-    if (output / "weights.safetensors").exists() and not (overwrite or resume):
-        raise InputError("a model is already in this folder; pass --overwrite", output)
+    check_model_folder(output, resume=resume, overwrite=overwrite)
     pairs = read_label_pairs(images, labels) if images is not None else None
     if start_from is not None:
         model = Segmenter.load(start_from)
@@ -426,8 +438,9 @@ def segment(
         }
     )
     seg = Segmenter(config, network=model.network if model is not None else None)
-    seg.fit(work_dir=output, pairs=pairs, resume=resume, quiet=quiet)
-    seg.save(output, overwrite=True)
+    with model_folder(output):
+        seg.fit(work_dir=output, pairs=pairs, resume=resume, quiet=quiet)
+        seg.save(output, overwrite=True)
     if not quiet:
         out.print(
             f"trained {output} in {seg.metrics['training_seconds']:.0f} s "

@@ -46,6 +46,11 @@ def verify(
     from abbe.report import verify_figure
     from abbe.trust.verify import grid_pixel_sizes, verify
 
+    unc_file = uncertainty or (
+        uncertainty_path(output) if uncertainty_path(output).exists() else None
+    )
+    names = NAMES + (["uncertainty.tif"] if unc_file else [])
+    outputs = io.OutputSet([report_dir / n for n in names], overwrite=overwrite)
     result, out_meta = _read_plane(output)
     data, in_meta = _read_plane(input_image)
     given_out = output_pixel if output_pixel is not None else out_meta.pixel_size_nm
@@ -57,11 +62,6 @@ def verify(
         raise InputError("pixel size unknown: give --output-pixel-size NM", output)
     if in_px is None:
         raise InputError("pixel size unknown: give --input-pixel-size NM", input_image)
-    unc_file = uncertainty or (
-        uncertainty_path(output) if uncertainty_path(output).exists() else None
-    )
-    names = NAMES + (["uncertainty.tif"] if unc_file else [])
-    outputs = io.OutputSet([report_dir / n for n in names], overwrite=overwrite)
     gt, gt_meta = _read_like(truth, result, "truth") if truth is not None else (None, None)
     unc = _read_like(unc_file, result, "uncertainty")[0] if unc_file else None
     with reported_warnings(output) as caveats:

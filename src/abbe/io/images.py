@@ -106,11 +106,27 @@ def read(
             p,
         )
     if axes is not None:
-        meta = meta.replace(axes=check_axes(axes, data.ndim, path=str(p)))
+        meta = meta.replace(axes=check_axes(axes, data.ndim, path=str(p)), axes_guessed=False)
+    elif meta.axes_guessed:
+        _warn_guessed_axes(meta.axes, p)
     if pixel_size_nm is not None:
         meta = meta.replace(pixel_size_nm=_check_pixel_size(pixel_size_nm, p))
     validate(data, meta.axes, path=p, check_finite=check_finite and not lazy)
     return data, meta
+
+
+def _warn_guessed_axes(axes: str, p: Path) -> None:
+    """Say which axes a file without axes metadata was read with, and how to correct them: a Z
+    stack read as a time series gives wrong results without any error."""
+    import warnings
+
+    from abbe.errors import AbbeWarning
+
+    if axes == "TYX":
+        message = "no axes in the file; read as TYX (time); pass --axes ZYX if these are z planes"
+    else:
+        message = f"no axes in the file; read as {axes}; pass --axes if that is wrong"
+    warnings.warn(AbbeWarning(message, p), stacklevel=3)
 
 
 def validate(
@@ -165,7 +181,12 @@ def _read_tiff(p: Path, *, lazy: bool) -> tuple[Any, Meta]:
     except Exception as exc:  # tifffile raises many kinds on corrupt input
         raise InputError(f"not a readable TIFF (corrupt or truncated?): {_short(exc)}", p) from None
     if meta.axes is None or len(meta.axes) != data.ndim:
-        meta = meta.replace(axes=_map_tifffile_axes(file_axes, data.ndim, p))
+        mapped = _map_tifffile_axes(file_axes, data.ndim, p)
+        # tifffile's I and Q mean "a sequence of planes, meaning unknown", and letters abbe
+        # does not know fall back to a default: either way the axes are a guess.
+        direct = "".join(_TIFFFILE_AXES.get(a, "?") for a in file_axes.upper())
+        unknown = data.ndim > 2 and (bool(set(file_axes.upper()) & set("IQ")) or direct != mapped)
+        meta = meta.replace(axes=mapped, axes_guessed=bool(unknown))
     return data, meta
 
 

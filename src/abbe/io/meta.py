@@ -27,6 +27,8 @@ class Meta:
     frame_interval_s : time between frames for ``T`` series, or None.
     source : the file the image was read from, if any.
     extra : free-form provenance (e.g. simulation parameters); written to TIFF descriptions as JSON.
+    axes_guessed : True when the file did not say what its axes are and ``axes`` is abbe's guess
+        (a plain multi-page TIFF is read as ``TYX``); not written to files.
     """
 
     axes: str
@@ -35,6 +37,7 @@ class Meta:
     frame_interval_s: float | None = None
     source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    axes_guessed: bool = field(default=False, compare=False)
 
     def replace(self, **changes: Any) -> Meta:
         """Return a copy with some fields changed."""

@@ -86,6 +86,14 @@ def read_localizations(
     return table.reset_index(drop=True)
 
 
+def localization_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files :func:`write_localizations` writes for ``path``: Picasso HDF5 brings a YAML."""
+    p = Path(path)
+    if p.name.lower().endswith((".hdf5", ".h5")):
+        return [p, p.with_suffix(".yaml")]
+    return [p]
+
+
 def write_localizations(
     path: str | os.PathLike[str],
     locs: pd.DataFrame,
@@ -107,7 +115,7 @@ def write_localizations(
 
         if pixel_size_nm is None or shape is None:
             raise InputError("Picasso HDF5 needs the pixel size and the movie shape", p)
-        yaml_path = p.with_suffix(".yaml")
+        yaml_path = localization_files(p)[1]
         with OutputSet([p, yaml_path], overwrite=overwrite) as tmp:
             _write_picasso(tmp[p], tmp[yaml_path], locs, pixel_size_nm, shape, info or {})
         return [p, yaml_path]

@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from abbe import __version__
-from abbe.errors import ConfigError, ModelError
+from abbe.errors import ConfigError, Interrupted, ModelError
 from abbe.models import folder as mf
 from abbe.train.config import TrainingConfig
 
@@ -175,19 +175,29 @@ class Model:
         from abbe.train.engine import fit
 
         net = (network if network is not None else self.network).train()
+        temporary = work_dir is None
         with contextlib.ExitStack() as stack:
             if work_dir is None:
                 work_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="abbe-train-"))
-            result = fit(
-                net,
-                engine_options.pop("train_pool", None),
-                engine_options.pop("val_pool", None),
-                self.config.training,
-                work_dir=Path(work_dir),
-                resume=resume,
-                quiet=quiet,
-                **engine_options,
-            )
+            try:
+                result = fit(
+                    net,
+                    engine_options.pop("train_pool", None),
+                    engine_options.pop("val_pool", None),
+                    self.config.training,
+                    work_dir=Path(work_dir),
+                    resume=resume,
+                    quiet=quiet,
+                    **engine_options,
+                )
+            except Interrupted as exc:
+                if not temporary:
+                    raise
+                # Its checkpoint goes with the temporary folder: do not promise a resume.
+                done = exc.message.split(";")[0]
+                raise Interrupted(
+                    f"{done}; nothing was kept (no model folder to resume from)"
+                ) from None
         self.network = result.network
         self.history = list(result.history)
         return result

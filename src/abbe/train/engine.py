@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from abbe.compute import torch_threads
 from abbe.data.patches import N2VMasking, PatchPool, augment_dihedral, batch_rng, n2v_mask
-from abbe.errors import InputError
+from abbe.errors import InputError, Interrupted
 from abbe.io.tables import write_rows
 from abbe.train.checkpoint import SafeCheckpointIO
 from abbe.train.config import TrainingConfig
@@ -213,15 +213,19 @@ class GANTask(RestorationTask):
 
 # ------------------------------------------------------------------------------------ callbacks
 class Budget(Callback):
-    """Counts training time across resumes, stops at ``max_time_s``, and sets the learning rate.
+    """Counts training time, stops at ``max_time_s`` of this run, and sets the learning rate.
 
     The cosine runs over the fraction of the budget used: ``max(step/total_steps,
-    elapsed/max_time)``, so a time-limited run still ends at a low learning rate.
+    elapsed/max_time)``, so a time-limited run still ends at a low learning rate. A resumed run
+    spends its own ``max_time_s`` (the time already spent does not count against it) and
+    continues the schedule where the interrupted run left it, so the learning rate never jumps.
     """
 
     def __init__(self, cfg: TrainingConfig, total_steps: int) -> None:
         self.cfg, self.total_steps = cfg, total_steps
-        self.elapsed = 0.0
+        self.elapsed = 0.0  # all runs together: history and metrics report it
+        self.resumed_at = 0.0  # ``elapsed`` when this run started
+        self.resumed_progress = 0.0  # the schedule's time progress when this run started
         self._t0: float | None = None
         self.stopped_by = "epochs"
 
@@ -229,16 +233,30 @@ class Budget(Callback):
     def state_key(self) -> str:
         return "abbe.Budget"
 
+    @property
+    def run_elapsed(self) -> float:
+        """Training time of this run alone (since the start or the resume)."""
+        return self.elapsed - self.resumed_at
+
     def state_dict(self) -> dict[str, Any]:
-        return {"elapsed": self.elapsed}
+        return {"elapsed": self.elapsed, "time_progress": self._time_progress()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.elapsed = float(state["elapsed"])
+        self.elapsed = self.resumed_at = float(state["elapsed"])
+        saved = state.get("time_progress")
+        if saved is None:  # checkpoints written before the progress was stored
+            limit = self.cfg.max_time_s
+            saved = min(self.elapsed / limit, 1.0) if limit else 0.0
+        self.resumed_progress = float(saved)
+
+    def _time_progress(self) -> float:
+        if not self.cfg.max_time_s:
+            return 0.0
+        run = min(self.run_elapsed / self.cfg.max_time_s, 1.0)
+        return self.resumed_progress + (1.0 - self.resumed_progress) * run
 
     def progress(self, step: int) -> float:
-        p = step / max(self.total_steps, 1)
-        if self.cfg.max_time_s:
-            p = max(p, self.elapsed / self.cfg.max_time_s)
+        p = max(step / max(self.total_steps, 1), self._time_progress())
         return min(p, 1.0)
 
     def learning_rate(self, step: int) -> float:
@@ -273,7 +291,7 @@ class Budget(Callback):
     ) -> None:
         if self._t0 is not None:
             self.elapsed += time.perf_counter() - self._t0
-        if self.cfg.max_time_s and self.elapsed >= self.cfg.max_time_s:
+        if self.cfg.max_time_s and self.run_elapsed >= self.cfg.max_time_s:
             self.stopped_by = "time"
             trainer.should_stop = True
 
@@ -330,12 +348,88 @@ class History(Callback):
         write_rows(self.path, self.rows, columns=self.columns)
 
 
-class _EpochSeed(Callback):
+class _EpochBatches(torch.utils.data.Dataset):
+    """The training batches of one epoch, able to start part-way through it.
+
+    Batches depend only on ``(seed, epoch, index)``; after an interrupted epoch the resumed run
+    asks for the batches it has not seen yet (Lightning counts the ones already done), so an
+    interrupted and resumed run trains on exactly the batches of an uninterrupted one.
+    """
+
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
+        self.skip = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[i + self.skip]
+
+    @property
+    def epoch(self) -> int:
+        return self.dataset.epoch
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self.dataset.epoch = value
+
+
+class _EpochSeed(Callback):
+    """Tells the batches which epoch it is, and where a resumed epoch starts."""
+
+    def __init__(self, batches: _EpochBatches) -> None:
+        self.batches = batches
+        self._trainer: L.Trainer | None = None
+        self._mid_epoch = False
+
+    @property
+    def state_key(self) -> str:
+        return "abbe.EpochSeed"
+
+    def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        # Lightning's own count of finished batches: a resumed epoch asks for exactly the ones
+        # after it, wherever Ctrl-C landed.
+        done = 0
+        if self._trainer is not None:
+            done = int(self._trainer.fit_loop.epoch_loop.batch_progress.current.completed)
+        return {"epoch": self.batches.epoch, "done": done}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        done = int(state.get("done", 0))
+        if 0 < done < len(self.batches):  # a checkpoint written part-way through an epoch
+            self.batches.epoch, self.batches.skip = int(state["epoch"]), done
+            self._mid_epoch = True
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.dataset.epoch = trainer.current_epoch
+        # Lightning may or may not call this for the epoch it resumes part-way: keep that
+        # epoch's place, start every other epoch from its first batch.
+        resumed = self._mid_epoch and trainer.current_epoch == self.batches.epoch
+        self._mid_epoch = False
+        if not resumed:
+            self.batches.epoch, self.batches.skip = trainer.current_epoch, 0
+
+
+class _SaveOnInterrupt(Callback):
+    """Ctrl-C: write the state reached as the last checkpoint, so ``--resume`` loses nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.saved = False
+
+    def on_exception(
+        self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or trainer.global_step == 0:
+            return
+        try:
+            trainer.save_checkpoint(self.path)
+            self.saved = True
+        except Exception:  # an earlier checkpoint, if any, is still there
+            self.saved = False
 
 
 def _scalar(value: Any) -> float:
@@ -402,6 +496,7 @@ def fit(
     discriminator : train adversarially against it (:class:`GANTask`; needs ``loss_fn``).
     adversarial_weight : weight of the generator's GAN term.
     """
+    _check_accelerator(cfg.accelerator)
     work_dir = Path(work_dir)
     ckpt_dir = work_dir / CHECKPOINT_DIR
     last = ckpt_dir / LAST
@@ -421,7 +516,8 @@ def fit(
             masking=masking,
             validation=True,
         )
-    loader = _loader(train_data)
+    train_batches = _EpochBatches(train_data)
+    loader = _loader(train_batches)
     val_loader = _loader(val_data)
     budget = Budget(cfg, total_steps)
     history = History(work_dir / "history.csv", budget)
@@ -433,7 +529,14 @@ def fit(
         save_top_k=1,
         save_last=True,
     )
-    callbacks: list[Callback] = [budget, history, checkpoint, _EpochSeed(train_data)]
+    on_interrupt = _SaveOnInterrupt(last)
+    callbacks: list[Callback] = [
+        budget,
+        history,
+        checkpoint,
+        _EpochSeed(train_batches),
+        on_interrupt,
+    ]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStopping("val_loss", patience=cfg.early_stopping_patience))
     callbacks += extra_callbacks or []
@@ -441,6 +544,9 @@ def fit(
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=False))
+    # A network loaded for fine-tuning is in eval mode: train it as a network in training
+    # (batch statistics, dropout), not as the frozen one it was.
+    network.train()
     if discriminator is not None:
         if loss_fn is None:
             raise InputError("adversarial training needs a content loss (loss_fn)")
@@ -462,7 +568,16 @@ def fit(
             log_every_n_steps=min(50, cfg.steps_per_epoch),
             default_root_dir=str(work_dir),
         )
-        trainer.fit(task, loader, val_loader, ckpt_path=str(last) if resume else None)
+        try:
+            trainer.fit(task, loader, val_loader, ckpt_path=str(last) if resume else None)
+        except SystemExit:
+            # Lightning answers Ctrl-C by saving nothing and calling sys.exit(1), after
+            # ignoring further Ctrl-C for the rest of the process: undo that, and say where
+            # the run can be resumed from.
+            if not trainer.interrupted:
+                raise
+            _restore_sigint()
+            raise _interrupted(work_dir, last, budget, trainer) from None
         stopped_by = budget.stopped_by
         if any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in callbacks):
             stopped_by = "early_stopping"
@@ -488,7 +603,34 @@ def fit(
     )
 
 
-def _loader(dataset: PatchBatches) -> torch.utils.data.DataLoader:
+def _interrupted(work_dir: Path, last: Path, budget: Budget, trainer: L.Trainer) -> Interrupted:
+    steps = trainer.global_step // max(1, len(trainer.optimizers))
+    done = f"training interrupted after {steps} steps ({budget.elapsed:.0f} s)"
+    if last.exists():
+        return Interrupted(
+            f"{done}; checkpoint saved: run the same command with --resume to continue", work_dir
+        )
+    return Interrupted(f"{done}; no checkpoint yet, so there is nothing to resume", work_dir)
+
+
+def _check_accelerator(accelerator: str) -> None:
+    """A GPU asked for and not there is one clear line, not Lightning's traceback."""
+    if accelerator.lower() in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise InputError(
+            f"training.accelerator {accelerator}: no CUDA GPU is available to this torch "
+            "build; use cpu or auto"
+        )
+
+
+def _restore_sigint() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _loader(dataset: Any) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=0)
 
 
@@ -509,8 +651,15 @@ class _quiet_lightning:
             ".*GPU available but not used.*",
             ".*LeafSpec.*",
             ".*Checkpoint directory.*exists and is not empty.*",
+            # An interrupted epoch resumes exactly: _EpochSeed hands out the batches not yet seen.
+            ".*resuming from a checkpoint that ended before the epoch ended.*",
         ):
             warnings.filterwarnings("ignore", message=pattern)
+        # Lightning's hints about how a Lightning script might be written (workers, batch
+        # counts, module modes) are for its developers; abbe's users cannot act on them.
+        from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+        warnings.filterwarnings("ignore", category=PossibleUserWarning)
         os.environ.setdefault("PL_DISABLE_FORK", "1")
 
     def __exit__(self, *exc: Any) -> None:
