@@ -234,3 +234,98 @@ def test_bundled_shape_classifier_on_segmented_nuclei(tmp_path, cli):
     df = pd.read_csv(tmp_path / "t.csv").sort_values("object")
     assert (df["class"].to_numpy() == np.array([f.kind for f in fields])).sum() >= 14
     assert df["saliency_inside_object"].mean() >= 0.8
+
+
+def test_object_crops_replace_other_objects_by_background():
+    # Object 1 (value 100) touches object 2 (value 500) on a background of 10 ± 1: where
+    # object 2 lies in object 1's crop there is background; without isolation object 2 is
+    # in the crop.
+    from abbe.classify import object_crops
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(10, 1, (80, 80)).astype(np.float32)
+    labels = np.zeros((80, 80), np.int32)
+    labels[30:50, 20:40] = 1
+    labels[30:50, 40:60] = 2
+    image[labels == 1] = 100
+    image[labels == 2] = 500
+    alone = object_crops(image, labels, size=32)[0]
+    crowded = object_crops(image, labels, size=32, isolate=False)[0]
+    assert alone.size_px == 20 and alone.label == 1
+    from abbe.classify.model import _resize, _window
+
+    where_2 = _resize(_window((labels == 2).astype(np.float32), alone.box), 32, 1) > 0.99
+    assert where_2.sum() >= 20 and alone.crop[where_2].max() < 20  # background there
+    assert alone.crop.max() <= 100 + 1e-3
+    assert crowded.crop.max() > 400
+    again = object_crops(image, labels, size=32)[0]
+    np.testing.assert_array_equal(alone.crop, again.crop)  # seeded: the same crop each time
+
+
+def test_round_nuclei_among_neighbours_are_not_called_fragmented():
+    """Issue 28, finding 11: the bundled classifier called round nuclei 'fragmented' with
+    its saliency outside the object: crops of crowded widefield nuclei held their neighbours,
+    which training crops never do. On 53 simulated nuclei (200 nm pixels, 52 of the
+    training size), cropping each object alone leaves at most 1 called 'fragmented' (the
+    error rate of in-range simulations, 2–5 %); with the neighbours left in, 4 are, 3 of them
+    with most of their saliency outside the object."""
+    from abbe import models, simulate
+    from abbe.classify import object_crops, saliency_inside
+
+    clf = models.load("nuclei-shape")
+    sim = simulate.widefield("nuclei", size=384, pixel_size_nm=200, seed=0)
+    fragmented = {}
+    for isolate in (True, False):
+        crops = object_crops(sim.input, sim.labels, isolate=isolate)
+        ok = clf.check_sizes([c.size_px for c in crops], warn=False)
+        called = clf.predict_proba([c.crop for c in crops]).argmax(axis=1) == 2
+        inside = saliency_inside(clf.saliency([c.crop for c in crops]), [c.mask for c in crops])
+        fragmented[isolate] = (int((called & ok).sum()), int((called & (inside < 0.5)).sum()))
+    assert ok.sum() >= 50
+    assert fragmented[True][0] <= 1 and fragmented[True][1] == 0
+    assert fragmented[False][0] >= 3 and fragmented[False][1] >= 2  # the finding, reproduced
+
+
+def test_objects_smaller_than_the_training_objects_are_flagged(tmp_path, cli):
+    """Round nuclei 10–22 px across (widefield nuclei, 400 nm pixels) are smaller than any
+    elongated training nucleus (23 px): abbe classify warns and marks them
+    in_training_range false; every 'fragmented' call is among them (all these nuclei are
+    round or nearly)."""
+    import pandas as pd
+
+    from abbe import models
+
+    r = cli(
+        "simulate",
+        "widefield",
+        "--structure",
+        "nuclei",
+        "--size",
+        "192",
+        "--pixel-size",
+        "400",
+        "--seed",
+        "0",
+        "-o",
+        tmp_path / "sim",
+        "-q",
+    )
+    assert r.code == 0, r
+    r = cli(
+        "classify",
+        tmp_path / "sim" / "input.tif",
+        "--labels",
+        tmp_path / "sim" / "labels.tif",
+        "-o",
+        tmp_path / "t.csv",
+    )
+    assert r.code == 0, r
+    assert "warning:" in r.err and "smaller than the model's training objects" in r.err
+    df = pd.read_csv(tmp_path / "t.csv")
+    smallest = models.load("nuclei-shape").smallest_size_px()
+    assert smallest == 23
+    np.testing.assert_array_equal(df["in_training_range"], df["size_px"] >= smallest)
+    assert (~df["in_training_range"]).sum() >= 10
+    assert not df.loc[df["class"] == "fragmented", "in_training_range"].any()
+    with pytest.warns(UserWarning, match="smaller than"):
+        models.load("nuclei-shape").check_sizes([30, 12])

@@ -99,3 +99,75 @@ def test_evaluate_refuses_an_image_scored_against_labels(cli, nuclei_dir):
         "evaluate", nuclei_dir / "images" / "n0.tif", "--truth", nuclei_dir / "labels" / "n0.tif"
     )
     assert r.code == 2 and "label image" in r.err
+
+
+def test_segment_prints_the_nucleus_size_and_flags_tiny_nuclei(cli, tmp_path):
+    """Issue 28, finding 4: nuclei of 2.5–5 px (1 µm pixels) were segmented silently and the
+    size never printed; abbe evaluate then refused abbe's own label image. Now the size is
+    printed in px and µm with the model's training sizes, the warning reaches stderr and the
+    label image's metadata, and evaluate scores the labels against the simulated truth."""
+    from abbe.segment import Segmenter
+
+    r = cli(
+        "simulate",
+        "widefield",
+        "--structure",
+        "nuclei",
+        "--size",
+        "128",
+        "--pixel-size",
+        "1000",
+        "--seed",
+        "3",
+        "-o",
+        tmp_path / "sim",
+        "-q",
+    )
+    assert r.code == 0, r
+    r = cli("segment", tmp_path / "sim" / "input.tif", "-o", tmp_path / "l.tif")
+    assert r.code == 0, r
+    assert "px (" in r.out and "µm) across (measured)" in r.out and "trained on" in r.out
+    assert "warning:" in r.err and "well below the sizes" in r.err
+    labels, meta = io.read(tmp_path / "l.tif")
+    assert meta.extra["units"] == "labels"
+    assert any("well below" in w for w in meta.extra["warnings"])
+    nuclei = meta.extra["nuclei"]
+    typical = Segmenter.load("nuclei-fluo").config.typical_radius_px
+    # The zoom recorded is the one that brings the recorded size to the model's.
+    assert nuclei["zoom"] == pytest.approx(2 * typical / nuclei["diameter_px"], rel=0.01)
+    assert nuclei["diameter_nm"] == pytest.approx(1000 * nuclei["diameter_px"], rel=0.01)
+    r = cli("evaluate", tmp_path / "l.tif", "--truth", tmp_path / "sim" / "labels.tif", "--json")
+    assert r.code == 0, r
+    scores = json.loads(r.out)
+    assert scores["n_true"] > 20 and scores["n_pred"] == int(np.asarray(labels).max())
+
+
+def test_segment_is_silent_on_nuclei_of_the_trained_size(cli, nuclei_dir, tmp_path):
+    r = cli("segment", nuclei_dir / "images" / "n0.tif", "-o", tmp_path / "l.tif")
+    assert r.code == 0 and "warning" not in r.err, r
+    assert "across (measured)" in r.out
+    _, meta = io.read(tmp_path / "l.tif")
+    assert meta.extra["warnings"] == []
+
+
+def test_evaluate_recognizes_label_images_of_many_small_objects(cli, tmp_path):
+    # 1 200 objects of 3×2 pixels: only 50 % of pixels equal their right-hand neighbour, so
+    # the old rule (90 %) called such images intensity images. Without any metadata, both are
+    # now recognized as labels (each value one connected region), and a noisy integer camera
+    # image with as many zeros (Poisson counts, mean 0.7: 38 % equal neighbours) is not.
+    rng = np.random.default_rng(0)
+    truth = np.zeros((120, 120), np.int32)
+    for k, (y, x) in enumerate(np.ndindex(30, 40), start=1):
+        truth[4 * y : 4 * y + 3, 3 * x : 3 * x + 2] = k
+    pred = truth.copy()
+    pred[truth == 5] = 0  # one object missed
+    io.write(tmp_path / "t.tif", truth, io.Meta("YX"))
+    io.write(tmp_path / "p.tif", pred.astype(np.uint16), io.Meta("YX"))
+    r = cli("evaluate", tmp_path / "p.tif", "--truth", tmp_path / "t.tif", "--json")
+    assert r.code == 0, r
+    scores = json.loads(r.out)
+    assert scores["n_true"] == 1200 and scores["n_pred"] == 1199 and scores["tp50"] == 1199
+    camera = rng.poisson(0.7, truth.shape).astype(np.uint16)  # counts with many zeros
+    io.write(tmp_path / "c.tif", camera, io.Meta("YX"))
+    r = cli("evaluate", tmp_path / "c.tif", "--truth", tmp_path / "t.tif")
+    assert r.code == 2 and "label image" in r.err

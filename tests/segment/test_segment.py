@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from abbe.errors import InputError
+from abbe.errors import AbbeWarning, InputError
 from abbe.metrics.segmentation import score_labels
 from abbe.nn import UNetConfig
 from abbe.segment import Segmenter, SegmenterConfig, drop_faint, estimate_radius, postprocess
@@ -254,6 +254,70 @@ def test_rescaling_finds_large_nuclei(bundled):
     sim = nuclei_image((512, 512), cfg, seed=7)
     assert bundled.scale_for(sim.image) < 0.5
     assert score_labels(bundled.predict(sim.image), sim.labels).ap50 >= 0.75
+
+
+def test_nuclei_filling_the_field_are_not_split_into_their_texture(bundled):
+    # Issue 28, finding 4: one nucleus of radius ≈ 290 px fills a 768² widefield image (12 nm
+    # pixels); its chromatin's bright patches made the size measure read 100 px, and the model
+    # cut the nucleus in four (AP@0.5 0.25). Measured again at its own scale, it is found whole,
+    # with a warning that says which size was used and how to override it.
+    from abbe import simulate
+
+    sim = simulate.widefield("nuclei", size=768, pixel_size_nm=12, seed=2, oversample=1)
+    with pytest.warns(AbbeWarning, match="when smoothed") as caught:
+        labels = bundled.predict(sim.input)
+    assert "--diameter" in str(caught[0].message)
+    score = score_labels(labels, sim.labels)
+    assert score.n_pred == score.n_true == 1 and score.ap50 == 1.0
+
+
+def test_nucleus_size_beyond_the_old_zoom_limit_is_rescaled(bundled):
+    # Radius 205 px: the zoom to the model's 11 px is 0.054, below the former limit of 0.1
+    # that split the nucleus in three; the limit is now 1/32.
+    from abbe import simulate
+
+    sim = simulate.widefield("nuclei", size=512, pixel_size_nm=12, seed=1, oversample=1)
+    size = bundled.nucleus_size(sim.input, warn=False)
+    assert size.zoom == pytest.approx(bundled.config.typical_radius_px / size.radius_px)
+    assert size.zoom < 0.1 and size.warnings == ()
+    score = score_labels(bundled.predict(sim.input), sim.labels)
+    assert score.n_pred == score.n_true == 1 and score.ap50 == 1.0
+
+
+@pytest.mark.parametrize(("pixel_nm", "flagged"), [(1000, True), (300, False)])
+def test_nuclei_far_below_the_trained_size_are_flagged(bundled, pixel_nm, flagged):
+    # Widefield nuclei have a long semi-axis of 2.5–5 µm: 2.5–5 px at 1 µm pixels, where
+    # upsampling cannot part touching nuclei (AP@0.5 0.79–0.83 at 1 µm, 0.28–0.73 at
+    # 1.2–2 µm); 8–17 px at 300 nm lies in the trained range (7–13 px inscribed radius) and
+    # must stay silent.
+    from abbe import simulate
+
+    sim = simulate.widefield("nuclei", size=128, pixel_size_nm=pixel_nm, seed=3)
+    size = bundled.nucleus_size(sim.input, warn=False)
+    lo, _ = bundled.config.trained_radius_px
+    assert (size.radius_px < lo / 1.5) == flagged
+    assert any("well below the sizes" in w for w in size.warnings) == flagged
+    assert ("px across (measured)" in size.describe()) and ("µm" in size.describe(pixel_nm))
+
+
+def test_a_given_diameter_too_small_to_zoom_to_is_flagged(bundled):
+    # 3 px: the zoom to the model's 22 px would be 7.4, beyond the limit of 4.
+    image = nuclei_image((96, 96), seed=5).image
+    with pytest.warns(AbbeWarning) as caught:
+        bundled.predict(image, diameter_px=3.0)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "limited to ×4" in messages and "well below the sizes" in messages
+
+
+def test_an_ambiguous_size_measure_names_the_diameter_to_pass(bundled):
+    # Large nuclei (long semi-axis 50–90 px) whose texture the threshold breaks into many
+    # small pieces: the median blob is 8 px across, but the blob holding the median bright
+    # pixel is about a nucleus wide (inscribed radius of the true nuclei: median 57 px).
+    sim = nuclei_image((384, 384), NucleiImageConfig(radius_px=(50.0, 90.0)), seed=1)
+    size = bundled.nucleus_size(sim.image, warn=False)
+    (note,) = [w for w in size.warnings if "ambiguous" in w]
+    suggested = float(note.rsplit("--diameter", 1)[1])
+    assert 2 * 57 / 1.5 <= suggested <= 2 * 57 * 1.5
 
 
 def test_predict_refuses_bad_input(bundled):

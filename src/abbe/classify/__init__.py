@@ -4,10 +4,12 @@ from abbe.classify.model import (
     Classifier,
     ClassifierConfig,
     ObjectCrop,
+    class_sizes,
     object_crops,
     paste_saliency,
     saliency_inside,
     simulated_crops,
+    simulated_objects,
     whole_image_crop,
 )
 from abbe.classify.tables import read_table
@@ -16,10 +18,12 @@ __all__ = [
     "Classifier",
     "ClassifierConfig",
     "ObjectCrop",
+    "class_sizes",
     "object_crops",
     "paste_saliency",
     "read_table",
     "saliency_inside",
     "simulated_crops",
+    "simulated_objects",
     "whole_image_crop",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from abbe.cli.common import check_model_folder, check_outputs, out, progress
+from abbe.cli.common import check_model_folder, check_outputs, out, progress, reported_warnings
 from abbe.cli.options import compute, device_option, threads_option
 from abbe.errors import InputError
 from abbe.models.base import revalidated
@@ -36,7 +36,9 @@ def classify(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
     """Classify images, or each labelled object in them: a CSV row per image/object with the
-    class, its calibrated probability and every class's; optional saliency maps."""
+    class, its calibrated probability and every class's; optional saliency maps. Objects
+    smaller than the model's training objects are flagged (in_training_range false, and a
+    warning)."""
     from abbe import io, models
     from abbe.classify import (
         Classifier,
@@ -83,6 +85,10 @@ def classify(
         else:
             crops = [whole_image_crop(image, cfg.crop_size)]
         prob = clf.predict_proba([c.crop for c in crops], **options)
+        in_range = None
+        if lab_path is not None and clf.smallest_size_px() is not None:
+            with reported_warnings(src):  # the flag per object goes into the table
+                in_range = clf.check_sizes([c.size_px for c in crops])
         cams = clf.saliency([c.crop for c in crops]) if saliency is not None else None
         inside = saliency_inside(cams, [c.mask for c in crops]) if cams is not None else None
         for k, (c, p) in enumerate(zip(crops, prob, strict=True)):
@@ -97,6 +103,9 @@ def classify(
             )
             if inside is not None and lab_path is not None:
                 row["saliency_inside_object"] = round(float(inside[k]), 3)
+            if in_range is not None:
+                row["size_px"] = int(c.size_px)
+                row["in_training_range"] = bool(in_range[k])
             rows.append(row)
         if cams is not None:
             maps[src] = paste_saliency(cams, crops, image.shape)

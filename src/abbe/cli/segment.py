@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from abbe.cli.common import check_outputs, out, progress
+from abbe.cli.common import check_outputs, out, progress, reported_warnings
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
 
@@ -38,7 +38,8 @@ def segment(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
     """Segment nuclei into instance labels (0 = background, 1…n = nuclei), one TIFF per input;
-    a Z stack (--axes ZYX) gives 3D labels (planes segmented, then joined across Z)."""
+    a Z stack (--axes ZYX) gives 3D labels (planes segmented, then joined across Z). Prints the
+    nucleus size used and the model's training sizes, and warns when the size is doubtful."""
     from abbe import io
     from abbe.cli.restore import output_paths
     from abbe.segment import Segmenter
@@ -53,23 +54,33 @@ def segment(
         data, meta = io.read(src, axes=axes)
         stack = meta.axes == "ZYX"
         image = np.asarray(data) if stack else _plane(np.asarray(data), meta.axes, channel, src)
-        try:
-            if stack:
-                labels = seg.predict_stack(image, diameter_px=diameter, tta=tta, **options)
-            else:
-                labels = seg.predict(image, diameter_px=diameter, tta=tta, **options)
-        except InputError as exc:
-            raise InputError(exc.message, src) from None
+        with reported_warnings(src) as caveats:
+            try:
+                # A stack is sized on its maximum projection, where each nucleus shows its width.
+                size = seg.nucleus_size(image.max(axis=0) if stack else image, diameter)
+                if stack:
+                    labels = seg.predict_stack(image, scale=size.zoom, tta=tta, **options)
+                else:
+                    labels = seg.predict(image, scale=size.zoom, tta=tta, **options)
+            except InputError as exc:
+                raise InputError(exc.message, src) from None
         kept = io.Meta(
             "ZYX" if stack else "YX",
             pixel_size_nm=meta.pixel_size_nm,
             z_step_nm=meta.z_step_nm if stack else None,
-            extra={"units": "labels"},
+            # Says what the file is (abbe evaluate reads it) and the size it was segmented at.
+            extra={
+                "units": "labels",
+                "nuclei": size.as_dict(meta.pixel_size_nm),
+                "warnings": caveats,
+            },
         )
         dtype = np.uint16 if labels.max() < 65536 else np.uint32
         io.write(dst, labels.astype(dtype), kept, overwrite=overwrite)
         if not quiet:
-            out.print(f"{src} → {dst}: {int(labels.max())} nuclei")
+            out.print(
+                f"{src} → {dst}: {int(labels.max())} nuclei; {size.describe(meta.pixel_size_nm)}"
+            )
 
 
 def _plane(data: np.ndarray, axes: str, channel: int, path: Path) -> np.ndarray:

@@ -114,7 +114,8 @@ def widefield(
         io.write(tmp["clean.tif"], sim.clean, meta)
         io.write(tmp["object.tif"], sim.object, fine)
         if sim.labels is not None:
-            io.write(tmp["labels.tif"], sim.labels, io.Meta("YX", pixel_size_nm=pixel_size))
+            labels_meta = io.Meta("YX", pixel_size_nm=pixel_size, extra={"units": "labels"})
+            io.write(tmp["labels.tif"], sim.labels, labels_meta)
         write_json(tmp["params.json"], sim.params, overwrite=False)
     if not quiet:
         units = sim.params["units"]["input"]

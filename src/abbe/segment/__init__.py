@@ -4,10 +4,12 @@ union is convex are joined. Trained on simulations (:mod:`abbe.simulate.cells`) 
 image/label pairs, and fine-tuned from a bundled model."""
 
 from abbe.segment.config import SegmenterConfig
-from abbe.segment.model import Segmenter
+from abbe.segment.model import NucleusSize, Segmenter
 from abbe.segment.postprocess import (
+    BlobRadii,
     drop_faint,
     estimate_radius,
+    measure_blobs,
     merge_convex,
     postprocess,
     touching_solidities,
@@ -15,11 +17,14 @@ from abbe.segment.postprocess import (
 from abbe.segment.targets import contact_map
 
 __all__ = [
+    "BlobRadii",
+    "NucleusSize",
     "Segmenter",
     "SegmenterConfig",
     "contact_map",
     "drop_faint",
     "estimate_radius",
+    "measure_blobs",
     "merge_convex",
     "postprocess",
     "touching_solidities",

@@ -32,6 +32,11 @@ class SegmenterConfig(ModelConfig):
     typical_radius_px: float | None = Field(
         None, gt=0, description="estimate_radius of the training images (set by fit)."
     )
+    trained_radius_px: tuple[float, float] | None = Field(
+        None,
+        description="Smallest and largest estimate_radius over those training images (set by "
+        "fit): the nucleus sizes the network has seen before rescaling.",
+    )
     foreground_threshold: float = Field(0.5, gt=0, lt=1)
     seed_threshold: float = Field(0.5, gt=0, lt=1)
     min_area_fraction: float = Field(

@@ -11,6 +11,10 @@ cf. Naylor et al., IEEE TMI 38:448 (2019); Ronneberger et al., MICCAI 2015).
 Images are rescaled so that their nuclei have the size the model was trained on: the size is
 measured by :func:`estimate_radius` (median inscribed radius of thresholded blobs), the same
 measure stored for the training simulations (``typical_radius_px``).
+:meth:`Segmenter.nucleus_size` says which size was used, how it compares with the training
+nuclei, and warns (:class:`~abbe.errors.AbbeWarning`) where the result is doubtful: nuclei too
+small for rescaling to restore, a size measure that disagrees with itself, or a zoom beyond its
+limits. Nuclei whose bright texture fooled the measure are measured again at their own scale.
 
 With ``merge_solidity`` set, two touching instances whose union is nearly convex are joined
 afterwards (:func:`merge_convex`): a watershed line through a convex blob is more often a
@@ -19,6 +23,8 @@ nucleus cut in two at its texture than two nuclei, which meet at a waist.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +33,98 @@ import torch
 from scipy import ndimage
 
 from abbe.compute import network_on, torch_threads
-from abbe.errors import InputError
+from abbe.errors import AbbeWarning, InputError
 from abbe.models.base import DEFAULT_MEMORY_MB, Model
 from abbe.segment.config import SegmenterConfig
-from abbe.segment.postprocess import drop_faint, estimate_radius, merge_convex, postprocess
+from abbe.segment.postprocess import drop_faint, measure_blobs, merge_convex, postprocess
 from abbe.segment.stack import drop_thin, stitch_planes, trim_axially
 from abbe.segment.targets import normalize_image
 from abbe.segment.training import NucleiBatches, segmentation_loss
 from abbe.simulate.cells import nuclei_image
+
+#: Zoom limits: below ``MIN_ZOOM`` a nucleus would need more than the image to reach the model's
+#: size; above ``MAX_ZOOM`` upsampling invents no detail (measured: see :data:`SIZE_MARGIN`).
+MIN_ZOOM, MAX_ZOOM = 1 / 32, 4.0
+
+#: Nuclei whose radius is below the smallest training radius divided by this factor are flagged.
+#: On simulated widefield nuclei with the bundled model (trained radii 7.1–13.1 px), measured
+#: radii of 5.0–5.7 px gave AP@0.5 0.84–0.96, 4.0–4.5 px 0.79–0.88 and 3.6 px (the smallest the
+#: measure reads) 0.28–0.73: upsampling cannot restore the detail that parts touching nuclei.
+SIZE_MARGIN = 1.5
+
+#: The size measure is called ambiguous when the area-weighted blob radius exceeds the median by
+#: this factor (at most 2.2 on 24 training-like simulations; 13.6 on large textured nuclei that
+#: the threshold broke into pieces).
+AMBIGUITY = 3.0
+
+#: Nuclei are measured again, smoothed at a quarter of the first radius; when that radius is
+#: larger by this factor, the first measure caught bright texture inside nuclei larger than the
+#: field's patches of chromatin and the second is used. Ratios measured: 0.87–1.12 on 16
+#: training-like simulations, 1.1–1.4 on widefield nuclei 25–55 px in radius, 2.3–2.9 on nuclei
+#: filling a 768² image (radius 290–320 px, first measured 100–125 px: split into four).
+COARSE_RATIO = 2.0
+
+
+@dataclass(frozen=True)
+class NucleusSize:
+    """The nucleus size a segmentation worked at and how it compares with the model's training.
+
+    Attributes
+    ----------
+    radius_px : inscribed radius of the image's nuclei, pixels (measured, or ``--diameter`` / 2).
+    measured : whether it was measured (:func:`~abbe.segment.measure_blobs`) or given.
+    zoom : factor the image was rescaled by before the network saw it.
+    model_radius_px : the training images' median radius (the size ``zoom`` aims at).
+    trained_radius_px : smallest and largest radius of the training images.
+    warnings : what makes the result doubtful, with what to do (empty when nothing does).
+    """
+
+    radius_px: float
+    measured: bool
+    zoom: float
+    model_radius_px: float | None
+    trained_radius_px: tuple[float, float] | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def diameter_px(self) -> float:
+        return 2 * self.radius_px
+
+    def describe(self, pixel_size_nm: float | None = None) -> str:
+        """One line: the size, how it was found, the model's training sizes and the zoom."""
+        how = "measured" if self.measured else "given"
+        size = f"{self.diameter_px:.1f} px"
+        if pixel_size_nm:
+            size += f" ({_length(self.diameter_px * pixel_size_nm)})"
+        text = f"nuclei {size} across ({how})"
+        if self.model_radius_px is not None:
+            trained = ""
+            if self.trained_radius_px is not None:
+                lo, hi = self.trained_radius_px
+                trained = f", trained on {2 * lo:.0f}–{2 * hi:.0f} px"
+            text += f"; model {2 * self.model_radius_px:.0f} px{trained}"
+        if abs(self.zoom - 1) > 0.05:
+            text += f"; image rescaled ×{self.zoom:.3g} to the model's size"
+        return text
+
+    def as_dict(self, pixel_size_nm: float | None = None) -> dict[str, Any]:
+        """The record kept with the labels (``nuclei`` in the label image's metadata)."""
+        out: dict[str, Any] = {
+            "diameter_px": round(self.diameter_px, 2),
+            "measured": self.measured,
+            "zoom": round(self.zoom, 4),
+        }
+        if pixel_size_nm:
+            out["diameter_nm"] = round(self.diameter_px * pixel_size_nm, 1)
+        if self.model_radius_px is not None:
+            out["model_diameter_px"] = round(2 * self.model_radius_px, 2)
+        if self.trained_radius_px is not None:
+            out["trained_diameter_px"] = [round(2 * r, 2) for r in self.trained_radius_px]
+        return out
+
+
+def _length(nm: float) -> str:
+    return f"{nm / 1000:.3g} µm" if nm >= 1000 else f"{nm:.3g} nm"
 
 
 class Segmenter(Model):
@@ -74,7 +164,8 @@ class Segmenter(Model):
         """Train on simulated nuclei, mixed with crops of (image, labels) ``pairs`` if given."""
         tr = self.config.training
         if self.config.typical_radius_px is None:
-            self.config = self.config.updated(typical_radius_px=_typical_radius(self.config))
+            typical, lo, hi = _radius_stats(self.config)
+            self.config = self.config.updated(typical_radius_px=typical, trained_radius_px=(lo, hi))
         pairs = [self._at_model_scale(img, lab) for img, lab in pairs or []]
         for img, _lab in pairs:
             if min(img.shape) < tr.patch_size:
@@ -175,12 +266,71 @@ class Segmenter(Model):
         return maps[0], maps[1]
 
     def scale_for(self, image: np.ndarray, diameter_px: float | None = None) -> float:
-        """Zoom that gives the image's nuclei the model's trained size."""
-        typical = self.config.typical_radius_px
-        if typical is None:
-            return 1.0
-        radius = diameter_px / 2 if diameter_px else estimate_radius(image)
-        return float(np.clip(typical / radius, 0.1, 4.0))
+        """Zoom that gives the image's nuclei the model's trained size (no warnings)."""
+        return self.nucleus_size(image, diameter_px, warn=False).zoom
+
+    def nucleus_size(
+        self, image: np.ndarray, diameter_px: float | None = None, *, warn: bool = True
+    ) -> NucleusSize:
+        """The nuclei's size in a 2D image (measured unless ``diameter_px`` is given), the zoom
+        to the model's size, and why the result may be doubtful; each reason is also emitted
+        as an :class:`~abbe.errors.AbbeWarning` when ``warn`` is true.
+
+        Doubtful: nuclei smaller than the smallest training nuclei by more than
+        :data:`SIZE_MARGIN` (rescaling cannot restore their detail), a measure whose blobs
+        disagree (:data:`AMBIGUITY`: large nuclei broken into pieces of texture), or a zoom
+        beyond :data:`MIN_ZOOM`–:data:`MAX_ZOOM`. Larger nuclei than the training ones are
+        rescaled to the model's size, which the tests show to work.
+        """
+        cfg = self.config
+        typical = cfg.typical_radius_px
+        notes: list[str] = []
+        if diameter_px:
+            radius = diameter_px / 2
+        else:
+            blobs = measure_blobs(image)
+            radius = blobs.radius_px
+            coarse = radius
+            if radius / 4 > 2.0:  # (smoothing by 2 px or less measures the same again)
+                coarse = measure_blobs(image, smooth_px=radius / 4).radius_px
+            if coarse > COARSE_RATIO * radius:
+                notes.append(
+                    f"nuclei measured {2 * radius:.0f} px across, but {2 * coarse:.0f} px when "
+                    "smoothed at that scale (bright patches of texture inside large nuclei): "
+                    f"segmented at {2 * coarse:.0f} px; pass --diameter {2 * radius:.0f} if the "
+                    "smaller size is right"
+                )
+                radius = coarse
+            elif blobs.area_weighted_px > AMBIGUITY * radius:
+                notes.append(
+                    f"the nucleus size is ambiguous: most bright blobs are {2 * radius:.0f} px "
+                    f"across, but most of the bright area lies in blobs "
+                    f"{2 * blobs.area_weighted_px:.0f} px across (large nuclei broken into "
+                    f"pieces by their texture?); if the nuclei are that large, pass --diameter "
+                    f"{2 * blobs.area_weighted_px:.0f}"
+                )
+        trained = _trained_range(cfg)
+        if trained is not None and radius < trained[0] / SIZE_MARGIN:
+            notes.append(
+                f"nuclei {2 * radius:.1f} px across, well below the sizes the model was trained on "
+                f"({2 * trained[0]:.0f}–{2 * trained[1]:.0f} px): rescaling cannot restore the "
+                "detail that parts touching nuclei, so expect missed and merged nuclei; image "
+                "them with smaller pixels"
+                + ("" if diameter_px else ", or pass --diameter if they are larger than measured")
+            )
+        zoom = 1.0 if typical is None else typical / radius
+        if not MIN_ZOOM <= zoom <= MAX_ZOOM:
+            limited = float(np.clip(zoom, MIN_ZOOM, MAX_ZOOM))
+            notes.append(
+                f"nuclei {2 * radius:.1f} px across would need a zoom of ×{zoom:.3g} to reach "
+                f"the model's {2 * typical:.0f} px; limited to ×{limited:.3g}, so nuclei may be "
+                "split or merged; resample the image"
+            )
+            zoom = limited
+        if warn:
+            for note in notes:
+                warnings.warn(note, AbbeWarning, stacklevel=2)
+        return NucleusSize(radius, not diameter_px, zoom, typical, trained, tuple(notes))
 
     def predict(
         self,
@@ -205,7 +355,7 @@ class Segmenter(Model):
             raise InputError(f"segmentation takes a 2D image (Y, X), got shape {img.shape}")
         if not np.isfinite(img).all():
             raise InputError("the image holds NaN or infinite values")
-        zoom = scale if scale is not None else self.scale_for(img, diameter_px)
+        zoom = scale if scale is not None else self.nucleus_size(img, diameter_px).zoom
         work = ndimage.zoom(img, zoom, order=1) if abs(zoom - 1) > 0.05 else img
         fg, dist = self.predict_maps(work, tta=tta, levels=levels, **compute)
         if work is not img:
@@ -229,6 +379,7 @@ class Segmenter(Model):
         stack: np.ndarray,
         *,
         diameter_px: float | None = None,
+        scale: float | None = None,
         min_overlap: float = 0.5,
         min_planes: int = 2,
         tta: bool = False,
@@ -239,14 +390,15 @@ class Segmenter(Model):
         objects of consecutive planes are joined into one 3D object when their overlap covers
         at least ``min_overlap`` of the smaller one (optimal one-to-one; the top and bottom caps
         of a nucleus are small sections inside larger ones). Objects seen in fewer than
-        ``min_planes`` planes are dropped (a nucleus spans several planes).
+        ``min_planes`` planes are dropped (a nucleus spans several planes). ``scale`` gives the
+        zoom instead (e.g. from :meth:`nucleus_size` of the maximum projection).
         """
         from abbe.metrics.segmentation import _relabel
 
         vol = np.asarray(stack, dtype=np.float32)
         if vol.ndim != 3:
             raise InputError(f"3D segmentation takes a stack (Z, Y, X), got shape {vol.shape}")
-        zoom = self.scale_for(vol.max(axis=0), diameter_px)
+        zoom = scale if scale is not None else self.nucleus_size(vol.max(axis=0), diameter_px).zoom
         # One intensity scale for the whole stack: a plane above or below the nuclei, normalized
         # on its own, would stretch its noise and out-of-focus light into false nuclei.
         levels = tuple(float(v) for v in np.percentile(vol, self.config.percentiles))
@@ -275,10 +427,22 @@ def _resize(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out[: shape[0], : shape[1]]
 
 
-def _typical_radius(cfg: SegmenterConfig, n: int = 16) -> float:
-    """estimate_radius over simulated training-like images (the model's size reference)."""
+def _radius_stats(cfg: SegmenterConfig, n: int = 16) -> tuple[float, float, float]:
+    """Median, smallest and largest :func:`estimate_radius` over simulated training-like images
+    (the model's size reference and the sizes its network has seen)."""
     radii = [
-        estimate_radius(nuclei_image((256, 256), cfg.simulation, seed=10_000 + k).image)
+        measure_blobs(nuclei_image((256, 256), cfg.simulation, seed=10_000 + k).image).radius_px
         for k in range(n)
     ]
-    return float(np.median(radii))
+    return float(np.median(radii)), float(min(radii)), float(max(radii))
+
+
+def _trained_range(cfg: SegmenterConfig) -> tuple[float, float] | None:
+    """The training images' radius range; for models saved before it was stored, the bundled
+    model's range relative to its median radius (0.64–1.18 ×), which the default simulation's
+    radius range sets."""
+    if cfg.trained_radius_px is not None:
+        return cfg.trained_radius_px
+    if cfg.typical_radius_px is None:
+        return None
+    return 0.64 * cfg.typical_radius_px, 1.18 * cfg.typical_radius_px
