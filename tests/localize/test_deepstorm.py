@@ -103,6 +103,7 @@ def test_a_briefly_trained_deepstorm_finds_dense_emitters(trained):
     s = score(locs, sim.truth)
     # ~90 emitters per 64² frame; single-emitter fitting merges many of them (J ≈ 60 %).
     assert s.jaccard > 70 and s.rmse_nm < 40
+    assert trained.metrics["warnings"] == []  # a model that localizes is not called weak
     density = trained.predict_density(sim.stack[:4], camera=sim.camera)
     counts = density.sum(axis=(1, 2))
     truth_counts = sim.truth.groupby("frame").size().to_numpy()[:4]
@@ -118,3 +119,29 @@ def test_saved_deepstorm_loads_back_to_the_same_localizations(trained, tmp_path)
     a = trained.predict(sim.stack, camera=sim.camera)
     b = again.predict(sim.stack, camera=sim.camera)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_an_untrained_deepstorm_says_it_finds_nothing(tmp_path):
+    import json
+
+    from abbe.errors import AbbeWarning
+
+    # Two steps: the density output is still empty at every threshold (finding 3 of issue 28
+    # returned 0 localizations without a word). The warning and metrics.json say so.
+    cfg = DeepStormConfig(density=(1.0, 8.0), camera={"kind": "ideal"})
+    tr = cfg.training.model_copy(
+        update={"max_time_s": None, "max_epochs": 1, "steps_per_epoch": 2, "patch_size": 32}
+    )
+    tr = tr.model_copy(update={"validation_batches": 1, "batch_size": 4})
+    net = cfg.network.model_copy(update={"width": 8, "depth": 2})
+    model = DeepStorm(cfg.model_copy(update={"training": tr, "network": net}))
+    with pytest.warns(AbbeWarning, match="finds none of the .* emitters .* train it longer"):
+        model.fit(work_dir=tmp_path / "run")
+    assert set(model.metrics["detection"]["localizations_by_threshold"].values()) == {0}
+    assert model.config.threshold == min(model.thresholds)  # the most permissive is kept
+    model.save(tmp_path / "model")
+    saved = json.loads(
+        (tmp_path / "model" / "metrics.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"),
+    )
+    assert saved["warnings"] == model.metrics["warnings"] and len(saved["warnings"]) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from abbe.cli.common import check_outputs, err, out, progress
+from abbe.cli.common import check_outputs, out, progress, reported_warnings, write_json
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError, Interrupted
 
@@ -16,7 +16,11 @@ from abbe.errors import InputError, Interrupted
 def localize(
     stack_path: Path = typer.Argument(..., help="SMLM stack (TYX TIFF or OME-Zarr)."),
     output: Path = typer.Option(
-        ..., "-o", "--output", help="Localizations: .csv (abbe), _ts.csv (ThunderSTORM), .hdf5."
+        ...,
+        "-o",
+        "--output",
+        help="Localizations: .csv (abbe), _ts.csv (ThunderSTORM), .hdf5; doubts about them "
+        "(also printed) in NAME.warnings.json.",
     ),
     method: str = typer.Option(
         "fit",
@@ -50,6 +54,13 @@ def localize(
     min_photons: float = typer.Option(
         None, "--min-photons", min=0.0, help="Detection threshold, photons (default: 6× noise)."
     ),
+    threshold: float = typer.Option(
+        None,
+        "--threshold",
+        min=1e-6,
+        help="Learned models: detection threshold, emitters per peak (default: the model's, "
+        "calibrated after training); lower finds more.",
+    ),
     max_emitters: int = typer.Option(
         3, "--max-emitters", min=1, max=5, help="Emitters fitted together where spots overlap."
     ),
@@ -72,7 +83,8 @@ def localize(
     from abbe import io
     from abbe.io.tables import localization_files, write_localizations
     from abbe.localize import fit
-    from abbe.localize.calibration import camera_from_flags, load_camera, looks_offset
+    from abbe.localize.calibration import camera_from_flags, load_camera
+    from abbe.localize.checks import check_localizations, check_photon_units
     from abbe.localize.render import correct_drift, estimate_drift, render_gaussian
 
     model_dir = output.with_name(output.name.split(".")[0] + "_deepstorm")
@@ -92,6 +104,8 @@ def localize(
         if not Path(method).is_dir():
             raise InputError(f"unknown --method {method!r}: use fit, deepstorm or a model folder")
         learned = load_model(method)
+    if threshold is not None and method == "fit":
+        raise InputError("--threshold is for learned models; fitting takes --min-photons")
     data, meta = io.read(stack_path, axes=axes)
     stack = io.as_tyx(data, meta.axes, path=stack_path, what="localization")
     px = io.pixel_size(meta, pixel_size_nm, path=stack_path)
@@ -107,41 +121,59 @@ def localize(
         offset=offset, gain=gain, em_gain=em_gain, qe=qe, read_noise=read_noise
     )
     camera = camera or flags
-    if camera is None and meta.extra.get("units") != "photons" and looks_offset(stack):
-        err.print(
-            f"warning: {stack_path}: values read as photons, but the data look like camera "
-            "output with a baseline; give --camera or --offset/--gain for correct photons",
-            markup=False,
+    # Said before the work (which may train a model for minutes), not after it.
+    with reported_warnings(stack_path) as early:
+        check_photon_units(
+            stack,
+            camera=camera,
+            units=meta.extra.get("units"),
+            remedy="give --camera or --offset/--gain",
         )
-    if method == "deepstorm":
-        learned = _train_deepstorm(
-            stack, px, camera, psf_sigma_nm, stack_density, train_time, model_dir, quiet
-        )
-    parts = []
-    starts = range(0, stack.shape[0], chunk_frames)
-    for start in progress(starts, "localizing", total=len(starts), quiet=quiet):
-        frames = np.asarray(stack[start : start + chunk_frames], dtype=np.float32)
-        if learned is not None:
-            locs = learned.predict(frames, camera=camera, **options)
-        else:
-            locs = fit(
-                frames,
-                pixel_size_nm=px,
-                psf_sigma_nm=psf_sigma_nm,
-                camera=camera,
-                min_photons=min_photons,
-                max_emitters=max_emitters,
+    with reported_warnings(stack_path) as caveats:
+        if method == "deepstorm":
+            learned = _train_deepstorm(
+                stack, px, camera, psf_sigma_nm, stack_density, train_time, model_dir, quiet
             )
-        locs["frame"] += start
-        parts.append(locs)
-    locs = pd.concat(parts, ignore_index=True)
+        elif learned is not None:
+            _model_caveats(learned, method)
+        parts = []
+        starts = range(0, stack.shape[0], chunk_frames)
+        for start in progress(starts, "localizing", total=len(starts), quiet=quiet):
+            frames = np.asarray(stack[start : start + chunk_frames], dtype=np.float32)
+            if learned is not None:
+                locs = learned.predict(frames, camera=camera, threshold=threshold, **options)
+            else:
+                locs = fit(
+                    frames,
+                    pixel_size_nm=px,
+                    psf_sigma_nm=psf_sigma_nm,
+                    camera=camera,
+                    min_photons=min_photons,
+                    max_emitters=max_emitters,
+                )
+            locs["frame"] += start
+            parts.append(locs)
+        locs = pd.concat(parts, ignore_index=True)
+        check_localizations(
+            locs,
+            shape=stack.shape,
+            pixel_size_nm=px,
+            **_check_options(learned, threshold, psf_sigma_nm),
+        )
+    caveats = [*early, *caveats]
     field_nm = (stack.shape[1] * px, stack.shape[2] * px)
     if drift and len(locs):
         locs = correct_drift(locs, estimate_drift(locs, field_nm=field_nm))
-    info = {"pixel_size_nm": px, "psf_sigma_nm": psf_sigma_nm, "source": str(stack_path)}
+    info = {
+        "pixel_size_nm": px,
+        "psf_sigma_nm": psf_sigma_nm,
+        "source": str(stack_path),
+        "warnings": caveats,
+    }
     written = write_localizations(
         output, locs, pixel_size_nm=px, shape=stack.shape, overwrite=overwrite, info=info
     )
+    written += _write_caveats(output, stack_path, caveats)
     if render is not None:
         image = render_gaussian(locs, field_nm=field_nm, pixel_size_nm=render_pixel_nm)
         io.write(
@@ -151,12 +183,63 @@ def localize(
             overwrite=overwrite,
         )
     if not quiet:
-        median = float(np.median(locs["uncertainty_nm"])) if len(locs) else float("nan")
+        precision = (
+            f", median precision {np.median(locs['uncertainty_nm']):.1f} nm" if len(locs) else ""
+        )
         out.print(
             f"{stack_path} → {', '.join(str(p) for p in written)}: {len(locs)} localizations "
-            f"in {stack.shape[0]} frames, median precision {median:.1f} nm"
+            f"in {stack.shape[0]} frames{precision}"
             + (f"; render {render}" if render is not None else "")
         )
+
+
+def _check_options(learned, threshold: float | None, psf_sigma_nm: float | None) -> dict:
+    """How :func:`abbe.localize.checks.check_localizations` judges this method's result."""
+    if learned is None:
+        return {
+            "sigma_fitted": psf_sigma_nm is None,
+            "density_remedy": "for dense SMLM use --method deepstorm",
+            "empty_hint": "no spot rose above the detection threshold; check the camera "
+            "(--camera, --offset/--gain) and lower --min-photons",
+        }
+    cfg = learned.config
+    used = threshold or cfg.threshold
+    return {
+        "sigma_fitted": False,
+        # Trained up to density[1]; half as much again is still near the model's range.
+        "density_limit": 1.5 * cfg.density[1],
+        "density_remedy": f"the model was trained up to {cfg.density[1]:g} per µm²: train one "
+        f"for this density (abbe train {learned.method} --stack … --density …)",
+        "empty_hint": f"the detection threshold {used:g} admits no peak; lower --threshold, "
+        "train the model longer, or check that it was trained for this data "
+        f"(abbe train {learned.method} --stack …)",
+    }
+
+
+def _model_caveats(learned, name: str) -> None:
+    """Warn again, where a model is used, what its training found doubtful (metrics.json)."""
+    import warnings
+
+    from abbe.errors import AbbeWarning
+
+    for message in learned.metrics.get("warnings") or []:
+        warnings.warn(f"model {name}: {message}", AbbeWarning, stacklevel=2)
+
+
+def _caveats_path(output: Path) -> Path:
+    """The sidecar of a localization table: ``locs.csv`` → ``locs.warnings.json``."""
+    return output.with_name(output.name.split(".")[0] + ".warnings.json")
+
+
+def _write_caveats(output: Path, source: Path, caveats: list[str]) -> list[Path]:
+    """Write the warnings beside the table (a table has no place for them); remove a sidecar
+    left by an earlier run over the same output, which no longer applies."""
+    path = _caveats_path(output)
+    if not caveats:
+        path.unlink(missing_ok=True)
+        return []
+    write_json(path, {"source": str(source), "warnings": caveats}, overwrite=True)
+    return [path]
 
 
 def _train_deepstorm(stack, px, camera, psf_sigma_nm, stack_density, seconds, folder, quiet):

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from abbe.cli.command import AbbeTyper
-from abbe.cli.common import check_model_folder, model_folder, out
+from abbe.cli.common import check_model_folder, model_folder, out, reported_warnings
 from abbe.errors import InputError
 
 app = AbbeTyper(help="Train a model (CARE, Noise2Void, …) on your images.", no_args_is_help=True)
@@ -241,7 +241,7 @@ def localizer(
     from abbe.localize.learned import Localizer
 
     check_model_folder(output, resume=resume, overwrite=overwrite)
-    config = _smlm_config(
+    config, caveats = _smlm_config(
         "localizer",
         stack=stack,
         pixel_size_nm=pixel_size_nm,
@@ -257,7 +257,7 @@ def localizer(
         quiet=quiet,
         extra={},
     )
-    _train_smlm(Localizer(config), output, resume, overwrite, quiet)
+    _train_smlm(Localizer(config), output, resume, overwrite, quiet, caveats)
 
 
 @app.command("deepstorm")
@@ -293,7 +293,7 @@ def deepstorm(
     if density[0] < 0 or density[1] <= density[0]:
         raise InputError(f"--density needs 0 ≤ MIN < MAX, got {density[0]:g} {density[1]:g}")
     check_model_folder(output, resume=resume, overwrite=overwrite)
-    config = _smlm_config(
+    config, caveats = _smlm_config(
         "deepstorm",
         stack=stack,
         pixel_size_nm=pixel_size_nm,
@@ -309,7 +309,7 @@ def deepstorm(
         quiet=quiet,
         extra={"upsampling": upsampling},
     )
-    _train_smlm(DeepStorm(config), output, resume, overwrite, quiet)
+    _train_smlm(DeepStorm(config), output, resume, overwrite, quiet, caveats)
 
 
 def _smlm_config(
@@ -328,18 +328,26 @@ def _smlm_config(
     seed: int,
     quiet: bool,
     extra: dict[str, Any],
-) -> Any:
-    """The training config of a learned SMLM model: settings given, the rest from --stack."""
+) -> tuple[Any, list[str]]:
+    """The training config of a learned SMLM model: settings given, the rest from --stack; and
+    the warnings about the stack (camera ADU read as photons without --camera), printed now."""
     from abbe import io
     from abbe.localize.calibration import load_camera
+    from abbe.localize.checks import check_photon_units
     from abbe.localize.matching import match_config
 
     camera = load_camera(camera_file) if camera_file is not None else None
     frames = None
+    caveats: list[str] = []
     if stack is not None:
         data, meta = io.read(stack)
         pixel_size_nm = io.pixel_size(meta, pixel_size_nm, path=stack)
         frames = np.asarray(data) if data.ndim == 3 else np.asarray(data)[None]
+        # The same check as abbe localize: photons and background read off ADU would be wrong.
+        with reported_warnings(stack) as caveats:
+            check_photon_units(
+                frames, camera=camera, units=meta.extra.get("units"), remedy="give --camera"
+            )
     if pixel_size_nm is None:
         raise InputError("give --stack or --pixel-size (and the PSF, photons, background)")
     config = match_config(
@@ -362,12 +370,18 @@ def _smlm_config(
             f"{config.photons[0]:.0f}–{config.photons[1]:.0f}, background "
             f"{config.background[0]:.0f}–{config.background[1]:.0f}"
         )
-    return config
+    return config, caveats
 
 
-def _train_smlm(model, output: Path, resume: bool, overwrite: bool, quiet: bool) -> None:
+def _train_smlm(
+    model, output: Path, resume: bool, overwrite: bool, quiet: bool, caveats: list[str]
+) -> None:
+    """Train and save ``model``; ``caveats`` (warnings about its training data) and those of
+    its training (a weak model) go into its metrics.json under ``warnings``."""
     with model_folder(output):
-        model.fit(work_dir=output, resume=resume, quiet=quiet)
+        with reported_warnings(output) as found:
+            model.fit(work_dir=output, resume=resume, quiet=quiet)
+        model.metrics["warnings"] = list(dict.fromkeys([*caveats, *found]))
         model.save(output, overwrite=True)
     if not quiet:
         out.print(

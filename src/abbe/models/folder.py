@@ -7,9 +7,11 @@ built from it.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -113,8 +115,27 @@ def load_weights_into(network: Any, folder: Path) -> None:
 
 
 def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
+    """Write metrics.json; a NaN or infinite number is written as null (JSON has no NaN, and
+    most readers refuse the ``NaN`` that Python would write)."""
     with atomic_path(folder / METRICS, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        text = json.dumps(_finite(metrics), indent=2, default=_number, allow_nan=False)
+        tmp.write_text(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (in dicts, lists and tuples) replaced by None."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _number(value: Any) -> float | None:
+    """Other numbers (numpy integers, 0-d tensors) as floats, non-finite ones as None."""
+    return _finite(float(value))
 
 
 def write_history(folder: Path, rows: list[dict[str, Any]]) -> None:

@@ -95,7 +95,10 @@ class Localizer(Model):
                 "training_seconds": round(result.elapsed_s, 1),
             }
         )
-        self.metrics["detection"] = calibrate_threshold(self)
+        detection = calibrate_threshold(self)
+        # A weak or untrained model says so in metrics.json (and warned while calibrating).
+        self.metrics["warnings"] = detection.pop("warnings")
+        self.metrics["detection"] = detection
         return self
 
     @property
