@@ -70,6 +70,49 @@ def test_localize_and_evaluate_reach_the_challenge_scores(cli, smlm_dir, tmp_pat
     )
 
 
+def test_evaluate_without_matches_writes_null_and_says_why(cli, smlm_dir, tmp_path):
+    # Arrange: the truth shifted by 20 µm, past the 6.4 µm field (a wrong origin): no match.
+    import pandas as pd
+
+    truth = pd.read_csv(smlm_dir / "truth.csv")
+    shifted = truth.assign(x_nm=truth["x_nm"] + 20000.0)
+    shifted.to_csv(tmp_path / "off.csv", index=False)
+    # Act
+    r = cli("evaluate", tmp_path / "off.csv", "--truth", smlm_dir / "truth.csv", "--json")
+    text = cli("evaluate", tmp_path / "off.csv", "--truth", smlm_dir / "truth.csv")
+    # Assert: RMSE and bias are null (not NaN), Jaccard 0, and the warning names the cause.
+    assert r.code == 0, r
+    assert "NaN" not in r.out
+    scores = json.loads(r.out)
+    assert scores["tp"] == 0 and scores["jaccard"] == 0
+    assert scores["rmse_nm"] is None and scores["bias_x_nm"] is None
+    assert "within 250 nm" in scores["warnings"][0] and "same pixel size" in r.err
+    assert "nan" not in text.out.lower() and "RMSE undefined" in text.out
+
+
+def test_a_doubtful_camera_file_is_flagged_in_the_localizations(cli, smlm_dir, tmp_path):
+    # Arrange: the simulation's camera file, as abbe calibrate writes one it doubts.
+    camera = json.loads((smlm_dir / "camera.json").read_text())
+    camera["warnings"] = ["the PSF is too narrow for the pixels"]
+    (tmp_path / "camera.json").write_text(json.dumps(camera))
+    # Act
+    r = cli(
+        "localize",
+        smlm_dir / "stack.tif",
+        "-o",
+        tmp_path / "locs.csv",
+        "--camera",
+        tmp_path / "camera.json",
+        "--psf-sigma-nm",
+        "130",
+    )
+    # Assert: one warning line, and the doubt travels with the table.
+    assert r.code == 0, r
+    assert r.err.count("too narrow for the pixels") == 1 and "warning:" in r.err
+    saved = json.loads((tmp_path / "locs.warnings.json").read_text())
+    assert any("too narrow for the pixels" in m for m in saved["warnings"])
+
+
 def test_localize_without_calibration_warns_about_the_baseline(cli, smlm_dir, tmp_path):
     r = cli("localize", smlm_dir / "stack.tif", "-o", tmp_path / "l.csv", "-q")
     assert r.code == 0 and "baseline" in r.err

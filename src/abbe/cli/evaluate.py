@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from abbe.cli.common import out, print_json, reported_warnings
+from abbe.cli.common import out, print_json, reported_warnings, warn
 from abbe.errors import InputError
 
 
@@ -142,14 +142,43 @@ def _evaluate_localizations(
         field_nm=field_nm if border_nm > 0 else None,
         border_nm=border_nm,
     )
+    caveats = _unmatched_caveats(result, len(test), len(gt), radius_nm)
+    for message in caveats:
+        warn(message, prediction)
+    scores = {k: _finite_or_none(v) for k, v in result.as_dict().items()}
     if as_json:
-        print_json({"localizations": str(prediction), "truth": str(truth), **result.as_dict()})
+        print_json(
+            {"localizations": str(prediction), "truth": str(truth), **scores, "warnings": caveats}
+        )
         return
+    rmse = f"{result.rmse_nm:.1f} nm" if scores["rmse_nm"] is not None else "undefined"
     out.print(
         f"{prediction.name} against {truth.name} ({radius_nm:g} nm, {matching}): "
-        f"Jaccard {result.jaccard:.1f} %, RMSE {result.rmse_nm:.1f} nm, efficiency "
+        f"Jaccard {result.jaccard:.1f} %, RMSE {rmse}, efficiency "
         f"{result.efficiency:.1f}; TP {result.tp}, FP {result.fp}, FN {result.fn}"
     )
+
+
+def _unmatched_caveats(result, n_test: int, n_truth: int, radius_nm: float) -> list[str]:
+    """Why RMSE and bias are undefined, when no localization matched: said, never a bare NaN."""
+    if result.tp:
+        return []
+    if n_test == 0:
+        return ["the localization table is empty: RMSE and bias are undefined (null)"]
+    if n_truth == 0:
+        return ["the truth holds no emitters: RMSE and bias are undefined (null)"]
+    return [
+        f"none of the {n_test} localizations lies within {radius_nm:g} nm of a true emitter "
+        "in the same frame: RMSE and bias are undefined (null); check that both tables use "
+        "the same pixel size, origin and frame numbering, or widen --radius"
+    ]
+
+
+def _finite_or_none(value):
+    """JSON has no NaN: an undefined score is written as null (the warning says why)."""
+    import math
+
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _looks_like_labels(a, meta=None) -> bool:

@@ -116,13 +116,14 @@ def localize(
             f"(abbe train {learned.method} --stack …)",
             stack_path,
         )
-    camera = load_camera(camera_file) if camera_file is not None else None
     flags = camera_from_flags(
         offset=offset, gain=gain, em_gain=em_gain, qe=qe, read_noise=read_noise
     )
-    camera = camera or flags
-    # Said before the work (which may train a model for minutes), not after it.
+    # Said before the work (which may train a model for minutes), not after it; a doubtful
+    # camera file's warnings (abbe calibrate's) go into this output's warnings too.
     with reported_warnings(stack_path) as early:
+        camera = load_camera(camera_file) if camera_file is not None else None
+        camera = camera or flags
         check_photon_units(
             stack,
             camera=camera,

@@ -336,15 +336,16 @@ def _smlm_config(
     from abbe.localize.checks import check_photon_units
     from abbe.localize.matching import match_config
 
-    camera = load_camera(camera_file) if camera_file is not None else None
     frames = None
-    caveats: list[str] = []
-    if stack is not None:
-        data, meta = io.read(stack)
-        pixel_size_nm = io.pixel_size(meta, pixel_size_nm, path=stack)
-        frames = np.asarray(data) if data.ndim == 3 else np.asarray(data)[None]
-        # The same check as abbe localize: photons and background read off ADU would be wrong.
-        with reported_warnings(stack) as caveats:
+    # A doubtful camera file (abbe calibrate's warnings) and ADU read as photons are both
+    # recorded in the model's metrics.json.
+    with reported_warnings(stack if stack is not None else camera_file) as caveats:
+        camera = load_camera(camera_file) if camera_file is not None else None
+        if stack is not None:
+            data, meta = io.read(stack)
+            pixel_size_nm = io.pixel_size(meta, pixel_size_nm, path=stack)
+            frames = np.asarray(data) if data.ndim == 3 else np.asarray(data)[None]
+            # The same check as abbe localize: photons and background off ADU would be wrong.
             check_photon_units(
                 frames, camera=camera, units=meta.extra.get("units"), remedy="give --camera"
             )
