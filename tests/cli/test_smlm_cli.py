@@ -190,6 +190,17 @@ def test_train_deepstorm_without_camera_warns_that_adu_are_read_as_photons(
     assert json.loads((tmp_path / "m2" / "metrics.json").read_text())["warnings"] == []
 
 
+def test_train_deepstorm_by_steps_trains_exactly_that_many(cli, smlm_dir, tmp_path):
+    # A step budget, not seconds: the same seed gives the same model on a busy machine.
+    r = cli("train", "deepstorm", "--stack", smlm_dir / "stack.tif", "-o", tmp_path / "m",
+            "--camera", smlm_dir / "camera.json", "--steps", "3", "-q")  # fmt: skip
+    assert r.code == 0, r
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["steps"] == 3
+    # Three steps cannot make a localizer: the training says so and keeps the warning.
+    assert metrics["warnings"] and "train it longer" in " ".join(metrics["warnings"])
+
+
 def test_localize_refuses_bad_input_in_one_line(cli, smlm_dir, tmp_path):
     (tmp_path / "bad.tif").write_text("not a tiff")
     r = cli("localize", tmp_path / "bad.tif", "-o", tmp_path / "l.csv")

@@ -214,6 +214,13 @@ _STRUCTURED = typer.Option(
 )
 _SMLM_TIME = typer.Option(600.0, "--max-time", min=1.0, help="Training time budget in seconds.")
 _SMLM_SEED = typer.Option(0, "--seed", help="Random seed of the simulations.")
+_SMLM_STEPS = typer.Option(
+    None,
+    "--steps",
+    min=1,
+    help="Train this many batches instead of a time budget (rounded up to whole epochs): the "
+    "same seed then gives the same model on a busy or an idle machine.",
+)
 
 
 @app.command("localizer")
@@ -231,6 +238,7 @@ def localizer(
     camera_file: Path = _CAMERA,
     structured: float = _STRUCTURED,
     max_time: float = _SMLM_TIME,
+    steps: int | None = _SMLM_STEPS,
     resume: bool = _RESUME,
     overwrite: bool = _OVERWRITE,
     seed: int = _SMLM_SEED,
@@ -253,6 +261,7 @@ def localizer(
         camera_file=camera_file,
         structured=structured,
         max_time=max_time,
+        steps=steps,
         seed=seed,
         quiet=quiet,
         extra={},
@@ -281,6 +290,7 @@ def deepstorm(
     ),
     structured: float = _STRUCTURED,
     max_time: float = _SMLM_TIME,
+    steps: int | None = _SMLM_STEPS,
     resume: bool = _RESUME,
     overwrite: bool = _OVERWRITE,
     seed: int = _SMLM_SEED,
@@ -305,6 +315,7 @@ def deepstorm(
         camera_file=camera_file,
         structured=structured,
         max_time=max_time,
+        steps=steps,
         seed=seed,
         quiet=quiet,
         extra={"upsampling": upsampling},
@@ -325,6 +336,7 @@ def _smlm_config(
     camera_file: Path | None,
     structured: float,
     max_time: float,
+    steps: int | None,
     seed: int,
     quiet: bool,
     extra: dict[str, Any],
@@ -365,6 +377,15 @@ def _smlm_config(
         training={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed},
         **extra,
     )
+    if steps:
+        per_epoch = min(config.training.steps_per_epoch, steps)
+        config = config.updated(
+            training={
+                "max_time_s": None,
+                "steps_per_epoch": per_epoch,
+                "max_epochs": -(-steps // per_epoch),
+            }
+        )
     if stack is not None and not quiet:
         out.print(
             f"{stack.name}: PSF σ {config.psf_sigma_nm:.0f} nm, photons "
