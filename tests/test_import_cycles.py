@@ -107,3 +107,19 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_no_module_level_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " → ".join(cycle or [])
+
+
+def test_the_command_line_starts_without_torch_or_lightning():
+    # Every verb imports its heavy libraries when it runs: `abbe --help`, a refused overwrite or a
+    # typo answer in half a second, not after the 4–7 s that importing Lightning takes.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, abbe.cli.main; "
+        "print(sorted(m for m in ('torch', 'lightning', 'pandas') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert loaded == "[]"

@@ -189,7 +189,7 @@ def localize(
         )
         out.print(
             f"{stack_path} → {', '.join(str(p) for p in written)}: {len(locs)} localizations "
-            f"in {stack.shape[0]} frames{precision}"
+            f"in {stack.shape[0]} frame{'s' if stack.shape[0] != 1 else ''}{precision}"
             + (f"; render {render}" if render is not None else "")
         )
 
