@@ -173,7 +173,7 @@ def verify(
     emap = dec_in = None
     if ref is not None:
         emap = error_map(out, ref, output_pixel_size_nm=out_px, reference_pixel_size_nm=in_px)
-        dec_in = decorrelation(ref, pixel_size_nm=in_px)
+        dec_in = _decorrelation(ref, in_px, "input")
     scores = ring = coverage = None
     if gt is not None:
         scores = evaluate(out, gt, normalize=normalize, units=units, truth_units=truth_units)
@@ -185,7 +185,7 @@ def verify(
     return VerifyReport(
         result=out,
         pixel_size_nm=out_px,
-        decorrelation=decorrelation(out, pixel_size_nm=out_px),
+        decorrelation=_decorrelation(out, out_px, "result"),
         reference=ref,
         reference_pixel_size_nm=in_px,
         reference_decorrelation=dec_in,
@@ -240,3 +240,15 @@ def _plane(image: Any, name: str) -> np.ndarray:
 
 def _finite(res: DecorrelationResult | FRCResult) -> float | None:
     return float(res.resolution_nm) if np.isfinite(res.resolution_nm) else None
+
+
+def _decorrelation(image: np.ndarray, pixel_size_nm: float, which: str) -> DecorrelationResult:
+    """Decorrelation analysis of one image; where it reads no resolution, a warning says why."""
+    dec = decorrelation(image, pixel_size_nm=pixel_size_nm)
+    if not np.isfinite(dec.resolution_nm):
+        warnings.warn(
+            f"decorrelation of the {which}: no resolution (withheld): {dec.reason}",
+            AbbeWarning,
+            stacklevel=3,
+        )
+    return dec
