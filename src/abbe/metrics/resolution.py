@@ -499,8 +499,10 @@ APODIZATION_PX = 20
 #: which weights the spectrum by at most k² (small g); the curves then peak where the weighted
 #: spectrum falls to half its mean inside the radius, well before the frequency where the signal
 #: ends: 12–15 % coarse on widefield filaments at 1000 photons. p = 4 (k⁸ at small g) moves the
-#: peak to the end of the signal; measured on abbe's simulations (seeds not in the benchmark):
-#: p = 1, 2, 3, 4 read 280, 280, 271, 261 nm at 1000 photons (cutoff 243 nm, FRC 260 nm).
+#: peak to the end of the signal. Measured on abbe's simulations (512², seeds not in the
+#: benchmark), with the noise floor subtracted: p = 1, 2, 3, 4 read 306, 280, 271, 258–265 nm
+#: at 1000 photons (cutoff 243 nm, FRC 260 nm; the published algorithm 280 nm), and p = 4
+#: stays within 7 % of the FRC at 30 photons (p = 5 and 6 scatter up to 15 %).
 FILTER_ORDER = 4
 #: Pure noise makes the (noise-floor corrected) curves peak at up to 4.6/n on an n² image
 #: (40 Poisson fields each at n = 32 … 256); a peak must exceed NOISE_PEAK/n as well as the
@@ -651,7 +653,8 @@ def decorrelation(
       keeps rising and none peaks (no resolution at 30 photons peak). The noise's mean
       magnitude, read from the spectrum's corners beyond the Nyquist circle, is subtracted:
       noise then adds nothing on average and the curves peak where the signal ends (within
-      10 % of the two-image FRC from 10 to 100 photons).
+      10 % of the two-image FRC at 30 and 100 photons peak; at 10 photons single fields
+      scatter up to 17 %).
     * Each filter is applied :data:`FILTER_ORDER` times, weighting the highest frequencies
       more, so that at high signal the peak reaches the end of the signal (the optical cutoff)
       instead of stopping 12–15 % before it.
