@@ -65,3 +65,48 @@ def test_ensembles_need_two_models():
 
     with pytest.raises(InputError, match="two models"):
         trust.ensemble_predict([object()], np.ones((8, 8)))
+
+
+def _errors_of_an_oblivious_network(rng, noise: float, n: int = 4096):
+    """Errors and predicted Laplace scales of a network that is right on structure (a quarter
+    of the pixels: errors of the scale it predicts) but, in flat background, predicts one tiny
+    scale whatever the image's noise, while it errs by half of that noise (normalized units)."""
+    b_structure = rng.uniform(0.02, 0.06, n // 4)
+    scale = np.concatenate([np.full(n - n // 4, 0.002), b_structure])
+    error = np.abs(
+        np.concatenate([rng.laplace(0, 0.5 * noise, n - n // 4), rng.laplace(0, b_structure)])
+    )
+    return error, scale
+
+
+def test_per_image_calibration_covers_each_image_where_one_floor_misses_the_dim_one(rng):
+    from abbe.trust.uncertainty import calibrate_per_image, calibrate_scale_and_floor
+
+    # Arrange: calibration images at two noise levels (bright: 0.02, dim: 0.07 of the range).
+    noise = [0.02, 0.07] * 4
+    cal = [_errors_of_an_oblivious_network(rng, s) for s in noise]
+    errors, scales = [e for e, _ in cal], [b for _, b in cal]
+    # Act: the per-image calibration, and one factor with one floor for all images.
+    per_image = calibrate_per_image(errors, scales, noise, 0.9)
+    a, c = calibrate_scale_and_floor(np.concatenate(errors), np.concatenate(scales), 0.9)
+    # Assert, on held-out images brighter and dimmer than any calibration image: 4096 pixels
+    # give a binomial SD of 0.005, so 0.85–0.95 leaves room for the fitted parameters' error.
+    k = np.log(10)
+    covered, one_floor = [], []
+    for s in (0.015, 0.09):
+        error, scale = _errors_of_an_oblivious_network(rng, s)
+        covered.append(np.mean(error <= k * per_image.scale(scale, s)))
+        one_floor.append(np.mean(error <= k * np.sqrt((a * scale) ** 2 + c**2)))
+    assert all(0.85 <= v <= 0.95 for v in covered), covered
+    assert min(one_floor) < 0.80  # the dim image: one floor is too tight for it
+    assert min(covered) > min(one_floor) + 0.05
+    # The floor found is the one the errors were drawn with (half the noise), within 20 %.
+    assert per_image.noise_floor == pytest.approx(0.5, rel=0.2)
+
+
+def test_normalized_noise_reads_the_noise_of_the_image_in_its_range(rng):
+    from abbe.trust.uncertainty import normalized_noise
+
+    # Gaussian noise of SD 2 on a flat field; range given as 0–40: σ/(high − low) = 0.05.
+    image = 10 + rng.normal(0, 2.0, (256, 256))
+    assert normalized_noise(image, 0.0, 40.0) == pytest.approx(0.05, rel=0.05)
