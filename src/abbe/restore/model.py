@@ -44,11 +44,19 @@ class RestorationConfig(ModelConfig):
     uncertainty_floor: float = Field(
         0.0, ge=0, description="Calibrated error floor, in fractions of the normalized range."
     )
-    uncertainty_noise_floor: float = Field(
+    uncertainty_noisier: float = Field(
         0.0,
         ge=0,
-        description="Calibrated error floor in units of each image's own noise SD, measured on "
-        "the input (abbe.trust.uncertainty.calibrate_per_image).",
+        description="The calibration factor grows as (image noise / uncertainty_noise_reference)"
+        " to this power for noisier images; the noise is measured on each input.",
+    )
+    uncertainty_cleaner: float = Field(
+        0.0,
+        description="The same for images cleaner than the reference, as (reference / noise) to "
+        "this power (negative: cleaner images get narrower intervals).",
+    )
+    uncertainty_noise_reference: float = Field(
+        1.0, gt=0, description="Normalized noise SD at which the factor is uncertainty_scale."
     )
 
     def with_training(self, **changes: Any) -> RestorationConfig:
@@ -226,15 +234,18 @@ class RestorationModel(Model):
         return Calibration(
             factor=c.uncertainty_scale,
             floor=c.uncertainty_floor,
-            noise_floor=getattr(c, "uncertainty_noise_floor", 0.0),
+            noisier=getattr(c, "uncertainty_noisier", 0.0),
+            cleaner=getattr(c, "uncertainty_cleaner", 0.0),
+            noise_reference=getattr(c, "uncertainty_noise_reference", 1.0),
         )
 
     def _normalized_noise(self, view: Any, n_loop: int, lo: float, hi: float) -> float:
         """Noise SD of one representative plane (as for the OOD check) over ``hi − lo``; 0
-        when the calibration has no noise floor (older models predict as they always did)."""
+        when the calibration does not use it (older models predict as they always did)."""
         from abbe.trust.uncertainty import normalized_noise
 
-        if not getattr(self.config, "uncertainty_noise_floor", 0.0):
+        c = self.config
+        if not (getattr(c, "uncertainty_noisier", 0.0) or getattr(c, "uncertainty_cleaner", 0.0)):
             return 0.0
         plane = view[(0,) * n_loop] if n_loop else view
         if plane.ndim == 3:  # a 3D model's stack: its middle plane

@@ -186,8 +186,8 @@ def training_stats(images: list[np.ndarray], spatial: str) -> dict[str, Any]:
 def calibrate(model: Any, inputs: list[np.ndarray], targets: list[np.ndarray]) -> float:
     """Fit the calibration that makes a probabilistic model's 90 % intervals hold 90 % of the
     truth in each held-out image (over flat and structured pixels alike), and store it in the
-    model's config: a factor on the predicted scales and an error floor proportional to each
-    image's own noise (:func:`abbe.trust.uncertainty.calibrate_per_image`). Errors and scales
+    model's config: a factor on the predicted scales that follows each image's own noise, and an
+    error floor (:func:`abbe.trust.uncertainty.calibrate_per_image`). Errors and scales
     are compared in each image's normalized units, so the calibration carries over to images of
     other brightness; the noise is measured on the input, so it needs no truth when used."""
     from abbe.data.normalize import percentile_range
@@ -214,14 +214,18 @@ def calibrate(model: Any, inputs: list[np.ndarray], targets: list[np.ndarray]) -
     update = {
         "uncertainty_scale": cal.factor,
         "uncertainty_floor": cal.floor,
-        "uncertainty_noise_floor": cal.noise_floor,
+        "uncertainty_noisier": cal.noisier,
+        "uncertainty_cleaner": cal.cleaner,
+        "uncertainty_noise_reference": cal.noise_reference,
     }
     model.config = model.config.updated(**update)
     sizes = np.array([e.size for e in errors])
     model.metrics["uncertainty"] = {
         "calibration_factor": round(cal.factor, 4),
         "error_floor": round(cal.floor, 6),
-        "noise_floor": round(cal.noise_floor, 4),
+        "noisier_exponent": round(cal.noisier, 4),
+        "cleaner_exponent": round(cal.cleaner, 4),
+        "noise_reference": round(cal.noise_reference, 6),
         "coverage_90_before": round(float(np.average(before, weights=sizes)), 4),
         "coverage_90_per_image": [round(v, 4) for v in after],
         "pixels": int(sizes.sum()),
