@@ -48,3 +48,28 @@ def test_an_over_confident_map_is_flagged_with_a_warning_and_calibrated_false():
         report = abbe.verify(result, truth=truth, uncertainty=sd, pixel_size_nm=100)
     assert report.coverage_90 == pytest.approx(1 - 10**-0.5, abs=0.02)
     assert report.to_dict()["uncertainty"]["calibrated"] is False
+
+
+def test_abbe_verify_writes_the_images_coverage_and_the_warning_into_report_json(cli, tmp_path):
+    from abbe import io
+
+    # Arrange: the over-confident map of the test above, as files at 100 nm pixels.
+    truth = _field()
+    result = truth + np.random.default_rng(6).laplace(0.0, 2.0, truth.shape)
+    meta = io.Meta("YX", pixel_size_nm=100.0)
+    for name, image in (("out", result), ("in", truth), ("truth", truth)):
+        io.write(tmp_path / f"{name}.tif", image.astype(np.float32), meta)
+    io.write(tmp_path / "sd.tif", np.full(truth.shape, np.sqrt(2), np.float32), meta)
+    # Act
+    r = cli(
+        "verify", tmp_path / "out.tif", "-i", tmp_path / "in.tif", "-t", tmp_path / "truth.tif",
+        "--uncertainty", tmp_path / "sd.tif", "-o", tmp_path / "report",
+    )  # fmt: skip
+    # Assert: the coverage (≈ 68 %, see above) and the verdict are in the report, the warning
+    # on stderr and in its warnings field.
+    assert r.code == 0, r.err
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["uncertainty"]["coverage_90"] == pytest.approx(1 - 10**-0.5, abs=0.02)
+    assert report["uncertainty"]["calibrated"] is False
+    assert any("uncertainty interval covers" in w for w in report["warnings"])
+    assert "uncertainty interval covers" in r.err
