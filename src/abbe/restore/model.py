@@ -44,6 +44,20 @@ class RestorationConfig(ModelConfig):
     uncertainty_floor: float = Field(
         0.0, ge=0, description="Calibrated error floor, in fractions of the normalized range."
     )
+    uncertainty_noisier: float = Field(
+        0.0,
+        ge=0,
+        description="The calibration factor grows as (image noise / uncertainty_noise_reference)"
+        " to this power for noisier images; the noise is measured on each input.",
+    )
+    uncertainty_cleaner: float = Field(
+        0.0,
+        description="The same for images cleaner than the reference, as (reference / noise) to "
+        "this power (negative: cleaner images get narrower intervals).",
+    )
+    uncertainty_noise_reference: float = Field(
+        1.0, gt=0, description="Normalized noise SD at which the factor is uncertainty_scale."
+    )
 
     def with_training(self, **changes: Any) -> RestorationConfig:
         """A copy with some training settings changed (validated)."""
@@ -170,8 +184,9 @@ class RestorationModel(Model):
             out_uncertainty = np.empty(out_shape, dtype=np.float32)
         tile_shape = self.tile_shape(spatial_shape, tile, memory_mb)
         n_out = net_cfg.out_channels
-        factor = self.config.uncertainty_scale
-        floor = self.config.uncertainty_floor
+        calibration = self._calibration()
+        # The per-image part of the calibration: this image's noise in normalized units.
+        noise = self._normalized_noise(view, len(loop_axes), lo, hi) if want == "sd" else 0.0
 
         def run(window: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(normalize(window, lo, hi))[None].to(dev)
@@ -182,8 +197,8 @@ class RestorationModel(Model):
             if want is None:
                 return mean
             scale = np.exp(np.clip(y[n_out : 2 * n_out], -10, 10))  # normalized units
-            if want == "sd":  # Laplace SD, calibrated: factor and error floor
-                scale = np.sqrt(2.0) * np.sqrt((factor * scale) ** 2 + floor**2)
+            if want == "sd":  # Laplace SD, calibrated: factor and error floors
+                scale = np.sqrt(2.0) * calibration.scale(scale, noise)
             scale = scale * np.float32(hi - lo)
             return np.concatenate([mean, scale.astype(np.float32)])
 
@@ -211,6 +226,31 @@ class RestorationModel(Model):
         model's scale)."""
         s = self.scale
         return tuple(n * s if a in "YX" else n for a, n in zip(axes, shape, strict=True))
+
+    def _calibration(self) -> Any:
+        from abbe.trust.uncertainty import Calibration
+
+        c = self.config
+        return Calibration(
+            factor=c.uncertainty_scale,
+            floor=c.uncertainty_floor,
+            noisier=getattr(c, "uncertainty_noisier", 0.0),
+            cleaner=getattr(c, "uncertainty_cleaner", 0.0),
+            noise_reference=getattr(c, "uncertainty_noise_reference", 1.0),
+        )
+
+    def _normalized_noise(self, view: Any, n_loop: int, lo: float, hi: float) -> float:
+        """Noise SD of one representative plane (as for the OOD check) over ``hi − lo``; 0
+        when the calibration does not use it (older models predict as they always did)."""
+        from abbe.trust.uncertainty import normalized_noise
+
+        c = self.config
+        if not (getattr(c, "uncertainty_noisier", 0.0) or getattr(c, "uncertainty_cleaner", 0.0)):
+            return 0.0
+        plane = view[(0,) * n_loop] if n_loop else view
+        if plane.ndim == 3:  # a 3D model's stack: its middle plane
+            plane = plane[plane.shape[0] // 2]
+        return normalized_noise(plane, lo, hi)
 
     def _warn_if_unusual(self, view: Any, n_loop: int) -> list[str]:
         """Compare one representative 2D plane of the input with the training data's ranges."""

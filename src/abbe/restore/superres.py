@@ -41,6 +41,9 @@ class SuperResConfig(ModelConfig):
     pixel_size_nm: float | None = Field(None, gt=0, description="Input pixel size trained for.")
     uncertainty_scale: float = 1.0
     uncertainty_floor: float = 0.0
+    uncertainty_noisier: float = 0.0
+    uncertainty_cleaner: float = 0.0
+    uncertainty_noise_reference: float = 1.0
 
     @model_validator(mode="after")
     def _consistent(self) -> SuperResConfig:

@@ -184,14 +184,16 @@ def training_stats(images: list[np.ndarray], spatial: str) -> dict[str, Any]:
 
 
 def calibrate(model: Any, inputs: list[np.ndarray], targets: list[np.ndarray]) -> float:
-    """Fit the factor and error floor that make a probabilistic model's 90 % intervals hold 90 %
-    of the truth on held-out pairs (overall, and over flat and structured pixels alike), and
-    store them in the model's config. Errors and scales are compared in each image's normalized
-    units, so the floor carries over to images of other brightness."""
+    """Fit the calibration that makes a probabilistic model's 90 % intervals hold 90 % of the
+    truth in each held-out image (over flat and structured pixels alike), and store it in the
+    model's config: a factor on the predicted scales that follows each image's own noise, and an
+    error floor (:func:`abbe.trust.uncertainty.calibrate_per_image`). Errors and scales
+    are compared in each image's normalized units, so the calibration carries over to images of
+    other brightness; the noise is measured on the input, so it needs no truth when used."""
     from abbe.data.normalize import percentile_range
-    from abbe.trust.uncertainty import calibrate_scale_and_floor, laplace_half_width
+    from abbe.trust.uncertainty import calibrate_per_image, laplace_half_width, normalized_noise
 
-    errors, scales = [], []
+    errors, scales, noise = [], [], []
     axes = model.config.axes
     norm = model.config.normalization
     for x, y in zip(inputs, targets, strict=True):
@@ -200,15 +202,32 @@ def calibrate(model: Any, inputs: list[np.ndarray], targets: list[np.ndarray]) -
         span = max(float(hi - lo), 1e-12)
         errors.append(np.abs(np.asarray(y, np.float64) - mean).ravel() / span)
         scales.append(scale.ravel() / span)
-    error, scale = np.concatenate(errors), np.concatenate(scales)
-    before = float(np.mean(error <= laplace_half_width(scale)))
-    factor, floor = calibrate_scale_and_floor(error, scale, 0.9)
-    update = {"uncertainty_scale": factor, "uncertainty_floor": floor}
-    model.config = model.config.updated(**update)
-    model.metrics["uncertainty"] = {
-        "calibration_factor": round(factor, 4),
-        "error_floor": round(floor, 6),
-        "coverage_90_before": round(before, 4),
-        "pixels": int(error.size),
+        plane = x if x.ndim == 2 else x[x.shape[0] // 2]  # as predict measures it
+        noise.append(normalized_noise(plane, lo, hi))
+    pairs_ = zip(errors, scales, strict=True)
+    before = [float(np.mean(e <= laplace_half_width(b))) for e, b in pairs_]
+    cal = calibrate_per_image(errors, scales, noise, 0.9)
+    after = [
+        float(np.mean(e <= laplace_half_width(cal.scale(b, n))))
+        for e, b, n in zip(errors, scales, noise, strict=True)
+    ]
+    update = {
+        "uncertainty_scale": cal.factor,
+        "uncertainty_floor": cal.floor,
+        "uncertainty_noisier": cal.noisier,
+        "uncertainty_cleaner": cal.cleaner,
+        "uncertainty_noise_reference": cal.noise_reference,
     }
-    return factor
+    model.config = model.config.updated(**update)
+    sizes = np.array([e.size for e in errors])
+    model.metrics["uncertainty"] = {
+        "calibration_factor": round(cal.factor, 4),
+        "error_floor": round(cal.floor, 6),
+        "noisier_exponent": round(cal.noisier, 4),
+        "cleaner_exponent": round(cal.cleaner, 4),
+        "noise_reference": round(cal.noise_reference, 6),
+        "coverage_90_before": round(float(np.average(before, weights=sizes)), 4),
+        "coverage_90_per_image": [round(v, 4) for v in after],
+        "pixels": int(sizes.sum()),
+    }
+    return cal.factor

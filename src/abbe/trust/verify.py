@@ -24,6 +24,8 @@ from abbe.trust.uncertainty import empirical_coverage, laplace_half_width
 
 #: Central interval whose coverage of the truth is reported.
 COVERAGE = 0.9
+#: Coverage of that interval in one image that counts as calibrated (issue 21: 80–97 %).
+COVERAGE_BAND = (0.80, 0.97)
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,10 @@ class VerifyReport:
         says whether they were computed raw or normalized (:func:`abbe.metrics.evaluate`).
     frc : Fourier ring correlation of the result with the truth, or None.
     uncertainty : (Y, X) the result's uncertainty map (Laplace standard deviations), or None.
-    coverage_90 : fraction of pixels whose truth lies in the 90 % interval, or None.
+    coverage_90 : fraction of this image's pixels whose truth lies in the 90 % interval, or
+        None.
+    coverage_90_by_uncertainty : the same in the lower and upper halves of the uncertainty map
+        (mostly flat background, mostly structure), or None.
     pixel_size_known : False when no pixel size was given on a shared grid: sizes are then
         1 and resolutions are in pixels.
     units, reference_units : intensity units of the result and the reference, when known
@@ -64,6 +69,7 @@ class VerifyReport:
     frc: FRCResult | None = field(default=None, repr=False)
     uncertainty: np.ndarray | None = field(default=None, repr=False)
     coverage_90: float | None = None
+    coverage_90_by_uncertainty: tuple[float, float] | None = None
     pixel_size_known: bool = True
     units: str | None = None
     reference_units: str | None = None
@@ -91,7 +97,14 @@ class VerifyReport:
         if self.uncertainty is not None:
             d["uncertainty"] = {"median_sd": float(np.median(self.uncertainty))}
             if self.coverage_90 is not None:
-                d["uncertainty"]["coverage_90"] = self.coverage_90
+                lo, hi = COVERAGE_BAND
+                d["uncertainty"].update(
+                    coverage_90=self.coverage_90,
+                    coverage_90_low_uncertainty=self.coverage_90_by_uncertainty[0],
+                    coverage_90_high_uncertainty=self.coverage_90_by_uncertainty[1],
+                    coverage_90_band=[lo, hi],
+                    calibrated=bool(lo <= self.coverage_90 <= hi),
+                )
         return d
 
 
@@ -174,14 +187,13 @@ def verify(
     if ref is not None:
         emap = error_map(out, ref, output_pixel_size_nm=out_px, reference_pixel_size_nm=in_px)
         dec_in = _decorrelation(ref, in_px, "input")
-    scores = ring = coverage = None
+    scores = ring = coverage = by_level = None
     if gt is not None:
         scores = evaluate(out, gt, normalize=normalize, units=units, truth_units=truth_units)
         ring = frc(out, gt, pixel_size_nm=out_px)
         if unc is not None:
-            # The map holds Laplace standard deviations √2·b; the 90 % interval is ±b·ln 10.
-            half = laplace_half_width(unc / np.sqrt(2.0), COVERAGE)
-            coverage = empirical_coverage(gt, out, half)
+            coverage, by_level = image_coverage(gt, out, unc)
+            _warn_if_miscalibrated(coverage)
     return VerifyReport(
         result=out,
         pixel_size_nm=out_px,
@@ -195,9 +207,49 @@ def verify(
         frc=ring,
         uncertainty=unc,
         coverage_90=coverage,
+        coverage_90_by_uncertainty=by_level,
         pixel_size_known=known,
         units=units,
         reference_units=reference_units,
+    )
+
+
+def image_coverage(
+    truth: np.ndarray, result: np.ndarray, sd: np.ndarray
+) -> tuple[float, tuple[float, float]]:
+    """Coverage of the 90 % interval in one image, overall and in the lower and upper halves
+    of its uncertainty map.
+
+    Parameters
+    ----------
+    truth, result : (Y, X) ground truth and restored image.
+    sd : (Y, X) Laplace standard deviations √2·b, as abbe's models write them.
+
+    Returns
+    -------
+    ``(coverage, (coverage where sd ≤ its median, coverage where sd > its median))``.
+    """
+    # The map holds Laplace standard deviations √2·b; the 90 % interval is ±b·ln 10.
+    half = laplace_half_width(sd / np.sqrt(2.0), COVERAGE)
+    inside = np.abs(truth - result) <= half
+    low = sd <= np.median(sd)
+    # A constant map has no upper half: report its coverage for both.
+    upper = float(np.mean(inside[~low])) if (~low).any() else float(np.mean(inside))
+    return empirical_coverage(truth, result, half), (float(np.mean(inside[low])), upper)
+
+
+def _warn_if_miscalibrated(coverage: float) -> None:
+    lo, hi = COVERAGE_BAND
+    if lo <= coverage <= hi:
+        return
+    how = "over-confident: the map is too small" if coverage < lo else "too cautious"
+    warnings.warn(
+        f"the 90 % uncertainty interval covers {100 * coverage:.1f} % of this image's pixels "
+        f"(calibrated: {100 * lo:.0f}–{100 * hi:.0f} %); the uncertainty is {how} here. "
+        "Train the model with pairs like this image (abbe train care calibrates on its "
+        "validation images), or do not read the map as a 90 % interval here",
+        AbbeWarning,
+        stacklevel=3,
     )
 
 
