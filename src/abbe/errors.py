@@ -9,14 +9,8 @@ from __future__ import annotations
 from os import PathLike
 
 
-class AbbeError(Exception):
-    """Base of abbe's deliberate errors.
-
-    Parameters
-    ----------
-    message : what is wrong and, where possible, what to do.
-    path : the file or folder concerned, if any; it is printed first.
-    """
+class _Located:
+    """A message about a file: ``str()`` is ``<path>: <message>`` (the path printed first)."""
 
     def __init__(self, message: str, path: str | PathLike[str] | None = None) -> None:
         self.message = message
@@ -25,6 +19,16 @@ class AbbeError(Exception):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class AbbeError(_Located, Exception):
+    """Base of abbe's deliberate errors.
+
+    Parameters
+    ----------
+    message : what is wrong and, where possible, what to do.
+    path : the file or folder concerned, if any; it is printed first.
+    """
 
 
 class InputError(AbbeError):
@@ -43,20 +47,12 @@ class ModelError(AbbeError):
     """A model folder or bundled model name cannot be loaded."""
 
 
-class Interrupted(KeyboardInterrupt):
+class Interrupted(_Located, KeyboardInterrupt):
     """Work stopped by Ctrl-C; the message says what was kept and how to continue.
 
     A :class:`KeyboardInterrupt`, so Python code that stops on Ctrl-C still does; the command line
     prints it as one line and exits with status 130.
     """
-
-    def __init__(self, message: str, path: str | PathLike[str] | None = None) -> None:
-        self.message = message
-        self.path = None if path is None else str(path)
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class AbbeWarning(UserWarning):

@@ -33,7 +33,6 @@ def models(
 
 
 def _describe(r: dict[str, Any]) -> None:
-    from rich.table import Table
 
     out.print(
         f"[bold]{r['name']}[/bold]  ({str(r['method']).upper()}"
@@ -48,15 +47,7 @@ def _describe(r: dict[str, Any]) -> None:
     validation = r["metrics"].get("validation") or {}
     if validation.get("rows"):
         levels = list(next(iter(validation["rows"].values())))
-        table = Table(
-            title="  validation, PSNR in dB: model / input / non-local means",
-            title_justify="left",
-            box=None,
-            padding=(0, 2),
-        )
-        table.add_column("  structure", no_wrap=True)
-        for level in levels:
-            table.add_column(f"{level} photons", justify="right", no_wrap=True)
+        table = _level_table("  validation, PSNR in dB: model / input / non-local means", levels)
         for structure, cells in validation["rows"].items():
             table.add_row(
                 f"  {structure}", *[f"{c[0]:.1f}/{c[1]:.1f}/{c[2]:.1f}" for c in cells.values()]
@@ -103,20 +94,11 @@ def _split_scores(
 
 
 def _print_score_table(metric: str, cells: dict[tuple[str, str], dict[str, float]]) -> None:
-    from rich.table import Table
 
     columns = list(dict.fromkeys(c for v in cells.values() for c in v))
     columns = ["model"] + [c for c in columns if c != "model"]
     levels = sorted({p for _, p in cells}, key=int)
-    table = Table(
-        title=f"  validation, {metric.upper()}: {' / '.join(columns)}",
-        title_justify="left",
-        box=None,
-        padding=(0, 2),
-    )
-    table.add_column("  structure", no_wrap=True)
-    for level in levels:
-        table.add_column(f"{level} photons", justify="right", no_wrap=True)
+    table = _level_table(f"  validation, {metric.upper()}: {' / '.join(columns)}", levels)
     for structure in dict.fromkeys(s for s, _ in cells):
         row = []
         for level in levels:
@@ -124,6 +106,17 @@ def _print_score_table(metric: str, cells: dict[tuple[str, str], dict[str, float
             row.append("/".join(f"{cell[c]:.3f}" if c in cell else "–" for c in columns))
         table.add_row(f"  {structure}", *row)
     out.print(table)
+
+
+def _level_table(title: str, levels: list[Any]) -> Any:
+    """A borderless table: one row per structure, one column per photon level."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", box=None, padding=(0, 2))
+    table.add_column("  structure", no_wrap=True)
+    for level in levels:
+        table.add_column(f"{level} photons", justify="right", no_wrap=True)
+    return table
 
 
 def _score(key: str, value: Any) -> str:
