@@ -80,25 +80,14 @@ def _train(
             f"checkpoints in {output}/checkpoints"
         )
     with model_folder(output):
-        if method == "care":
-            model = CARE(cfg).fit(
-                xs,
-                ys,
-                axes=meta.axes,
-                work_dir=output,
-                resume=resume,
-                quiet=quiet,
-                training_data=provenance,
-            )
-        else:
-            model = N2V(cfg).fit(
-                xs,
-                axes=meta.axes,
-                work_dir=output,
-                resume=resume,
-                quiet=quiet,
-                training_data=provenance,
-            )
+        run = {
+            "axes": meta.axes,
+            "work_dir": output,
+            "resume": resume,
+            "quiet": quiet,
+            "training_data": provenance,
+        }
+        model = CARE(cfg).fit(xs, ys, **run) if method == "care" else N2V(cfg).fit(xs, **run)
         model.save(output, overwrite=True)
     if not quiet:
         out.print(training_summary(model.metrics, f"model in {output}/"))
