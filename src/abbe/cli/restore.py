@@ -49,7 +49,9 @@ def restore(
     inputs: list[Path] = typer.Argument(
         ..., help="Images to restore (TIFF, PNG, OME-Zarr) or folders of them."
     ),
-    model: str = typer.Option(..., "-m", "--model", help="Bundled model name or model folder."),
+    model: str = typer.Option(
+        ..., "-m", "--model", help="Bundled model name, model folder or bioimage.io package (.zip)."
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Output file (one input) or folder."),
     axes: str = typer.Option(None, "--axes", help="Axes of the inputs, e.g. YX, TYX, ZYX."),
     tile: str = typer.Option("auto", "--tile", help="auto, none, or core edge in pixels."),
@@ -67,7 +69,8 @@ def restore(
 ) -> None:
     """Denoise or super-resolve images with a trained or bundled model (tiled, so any size fits
     in memory). A super-resolution model (e.g. sr-widefield-2x) writes an image with its scale
-    times the pixels and the pixel size divided by it."""
+    times the pixels and the pixel size divided by it. A bioimage.io package (-m model.zip) writes
+    its output as it is (maps of a segmentation package, one channel each)."""
     from abbe import io, models
     from abbe.cli.common import progress
 
@@ -80,6 +83,9 @@ def restore(
     options = compute(device, threads, memory_mb)
     m = models.load(model)
     _check_restoration_model(m, model)
+    package = hasattr(m, "spec")  # a bioimage.io package (abbe.models.packages)
+    if package and not quiet:
+        out.print(f"model: {m.describe()}")
     jobs = list(zip(inputs, targets, strict=True))
     for path, target in progress(jobs, "restoring", quiet=quiet or len(jobs) < 2):
         lazy = path.name.lower().endswith(".zarr") or target.name.lower().endswith(".zarr")
@@ -92,6 +98,8 @@ def restore(
             "uncertainty": uncertainty,
         }
         with reported_warnings(path):
+            if package:
+                m.check_pixel_size(meta.pixel_size_nm, path)
             _restore_one(m, data, meta, target, run, overwrite)
         if not quiet:
             extra = f" (+ {uncertainty_path(target).name})" if uncertainty else ""
@@ -100,9 +108,10 @@ def restore(
 
 def _check_restoration_model(m: Any, name: str) -> None:
     """Refuse models of other verbs in one line that names the right verb."""
+    from abbe.models.packages.model import PackageModel
     from abbe.restore.model import RestorationModel
 
-    if isinstance(m, RestorationModel):
+    if isinstance(m, RestorationModel | PackageModel):  # a package's output is written as is
         return
     use = f"{type(m).usage} {name}" if type(m).usage else f"abbe.models.load({name!r})"
     raise InputError(f"is not a restoration model; use it with {use}", name)
@@ -114,6 +123,8 @@ def _output_meta(model: Any, meta: Any, path: Path) -> Any:
     Warns when the input's pixel size is far from the one the model was trained for (its
     resolution gain is learnt in nm, so a different sampling gives a different result).
     """
+    if hasattr(model, "output_axes"):  # a bioimage.io package: its output's channels
+        return meta.replace(axes=model.output_axes(meta.axes))
     scale = int(getattr(model, "scale", 1))
     trained = getattr(model.config, "pixel_size_nm", None)
     px = meta.pixel_size_nm

@@ -34,20 +34,40 @@ def segment(
     memory_mb: float = memory_option(),
     device: str = device_option(),
     threads: int = threads_option(),
+    maps: Path = typer.Option(
+        None,
+        "--maps",
+        help="Also write the package's output maps (bioimage.io packages): TIFF (one input) or "
+        "folder.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
     """Segment nuclei into instance labels (0 = background, 1…n = nuclei), one TIFF per input;
     a Z stack (--axes ZYX) gives 3D labels (planes segmented, then joined across Z). Prints the
-    nucleus size used and the model's training sizes, and warns when the size is doubtful."""
+    nucleus size used and the model's training sizes, and warns when the size is doubtful.
+    With a bioimage.io package (-m model.zip) the package's maps become labels as its output
+    channels say (see the README, "Run a bioimage.io model"); --maps writes the maps too."""
     from abbe import io
     from abbe.cli.restore import output_paths
+    from abbe.models.packages import is_package
     from abbe.segment import Segmenter
 
     inputs = io.find_images(inputs, "input")
     targets = output_paths(inputs, output)
-    check_outputs(targets, overwrite=overwrite)
+    map_targets = output_paths(inputs, maps) if maps is not None else []
+    check_outputs([*targets, *map_targets], overwrite=overwrite)
     options = compute(device, threads, memory_mb)
+    if is_package(model):
+        if diameter is not None or tta:
+            raise InputError("--diameter and --tta apply to abbe's own models", model)
+        run = {"axes": axes, "channel": channel, "overwrite": overwrite, "quiet": quiet}
+        _segment_with_package(model, inputs, targets, map_targets, options, run)
+        return
+    if maps is not None:
+        raise InputError(
+            "--maps writes the maps of a bioimage.io package; abbe's own models write labels"
+        )
     seg = Segmenter.load(model)
     pairs = list(zip(inputs, targets, strict=True))
     for src, dst in progress(pairs, "segmenting", total=len(pairs), quiet=quiet or len(pairs) < 2):
@@ -81,6 +101,60 @@ def segment(
             out.print(
                 f"{src} → {dst}: {int(labels.max())} nuclei; {size.describe(meta.pixel_size_nm)}"
             )
+
+
+def _segment_with_package(
+    model: str,
+    inputs: list[Path],
+    targets: list[Path],
+    map_targets: list[Path],
+    options: dict,
+    run: dict,
+) -> None:
+    """Labels (and maps) of each input from a bioimage.io package's output maps."""
+    from abbe import io, models
+    from abbe.models.packages.labels import labels_from_maps, read_channels
+
+    m = models.load(model)
+    reading = read_channels(m.spec)  # before any work: can its maps make labels at all?
+    if not run["quiet"]:
+        out.print(f"model: {m.describe()}")
+    names = list(m.spec.output.channel_names)
+    jobs = list(zip(inputs, targets, map_targets or [None] * len(inputs), strict=True))
+    for src, dst, map_dst in progress(jobs, "segmenting", quiet=run["quiet"] or len(jobs) < 2):
+        data, meta = io.read(src, axes=run["axes"])
+        if m.spec.input.channels > 1 and "C" in meta.axes:
+            image, axes = np.asarray(data), meta.axes
+        else:
+            image, axes = _plane(np.asarray(data), meta.axes, run["channel"], src), "YX"
+        with reported_warnings(src) as caveats:
+            m.check_pixel_size(meta.pixel_size_nm, src)
+            try:
+                result = m.predict(image, axes, **options)
+            except InputError as exc:
+                raise InputError(exc.message, exc.path or src) from None
+            planes = result if result.ndim == 3 else result[None]
+            labels = labels_from_maps(planes, reading)
+        source = {"package": str(m.source), "name": m.spec.name, "weights": m.weight_format}
+        if map_dst is not None:
+            extra = {"units": "maps", "channels": names, "model": source, "warnings": caveats}
+            maps_meta = io.Meta("CYX" if result.ndim == 3 else "YX", meta.pixel_size_nm)
+            io.write(map_dst, result, maps_meta.replace(extra=extra), overwrite=run["overwrite"])
+        kept = io.Meta(
+            "YX",
+            pixel_size_nm=meta.pixel_size_nm,
+            extra={
+                "units": "labels",
+                "model": source,
+                "labels": reading.description,
+                "warnings": caveats,
+            },
+        )
+        dtype = np.uint16 if labels.max() < 65536 else np.uint32
+        io.write(dst, labels.astype(dtype), kept, overwrite=run["overwrite"])
+        if not run["quiet"]:
+            also = f" (+ maps {map_dst})" if map_dst is not None else ""
+            out.print(f"{src} → {dst}{also}: {int(labels.max())} objects; {reading.description}")
 
 
 def _plane(data: np.ndarray, axes: str, channel: int, path: Path) -> np.ndarray:

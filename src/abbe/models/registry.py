@@ -55,7 +55,10 @@ def resolve(name_or_path: str | Path) -> Path:
     if path.is_dir():
         return path
     names = ", ".join(bundled) or "none"
-    raise ModelError(f"is neither a bundled model ({names}) nor a model folder", name_or_path)
+    raise ModelError(
+        f"is neither a bundled model ({names}) nor a model folder nor a bioimage.io package (.zip)",
+        name_or_path,
+    )
 
 
 def is_model_folder(folder: Path) -> bool:
@@ -102,13 +105,19 @@ def read_settings(folder: Path) -> tuple[dict[str, Any], Path]:
 
 
 def load(name_or_path: str | Path) -> Any:
-    """Load a bundled model by name or a trained model from its folder, whatever its method.
+    """Load a bundled model by name, a trained model from its folder, whatever its method, or a
+    bioimage.io model package (``.zip`` or a folder with ``rdf.yaml``; see
+    :mod:`abbe.models.packages`).
 
     Examples
     --------
     >>> model = abbe.models.load("denoise-widefield")  # doctest: +SKIP
     >>> model.predict(image, axes="YX")  # doctest: +SKIP
     """
+    from abbe.models.packages import is_package, load_package
+
+    if str(name_or_path) not in _bundled() and is_package(name_or_path):
+        return load_package(name_or_path)  # a bioimage.io package (zip, or folder with rdf.yaml)
     folder = resolve(name_or_path)
     data, path = read_settings(folder)
     method = data.get("method")
