@@ -86,7 +86,6 @@ def labels_from_maps(maps: np.ndarray, reading: Reading) -> np.ndarray:
     Warns (:class:`AbbeWarning`) when the reading is a guess.
     """
     from scipy import ndimage
-    from skimage.morphology import remove_small_objects
     from skimage.segmentation import relabel_sequential, watershed
 
     if reading.guessed:
@@ -104,5 +103,8 @@ def labels_from_maps(maps: np.ndarray, reading: Reading) -> np.ndarray:
         boundary = maps[reading.boundary]
         seeds, _ = ndimage.label(fg & (boundary < THRESHOLD))
         labels = watershed(boundary, seeds, mask=fg)
-    labels = remove_small_objects(labels, max_size=MIN_OBJECT_PX - 1)
+    sizes = np.bincount(labels.ravel())
+    small = sizes < MIN_OBJECT_PX
+    small[0] = False
+    labels[small[labels]] = 0
     return relabel_sequential(labels)[0].astype(np.int32)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import types
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +116,10 @@ def _torchscript(data: bytes, entry: dict, spec: PackageSpec, files: PackageFile
     import torch
 
     try:
-        net = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            # torch 2.13 marks TorchScript deprecated; bioimage.io packages still ship it.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            net = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise InputError(
