@@ -24,10 +24,10 @@ import torch
 class Tiny(torch.nn.Module):
     """Two 3×3 convolutions: a receptive radius of 2 pixels."""
 
-    def __init__(self, width=4):
+    def __init__(self, width=4, out_channels=1):
         super().__init__()
         self.a = torch.nn.Conv2d(1, width, 3, padding=1)
-        self.b = torch.nn.Conv2d(width, 1, 3, padding=1)
+        self.b = torch.nn.Conv2d(width, out_channels, 3, padding=1)
 
     def forward(self, x):
         return self.b(torch.relu(self.a(x)))
@@ -36,13 +36,13 @@ class Tiny(torch.nn.Module):
 LOW, HIGH, GAIN, OFFSET = 1.0, 99.0, 2.0, -1.0
 
 
-def tiny_network(seed: int = 0) -> Any:
+def tiny_network(seed: int = 0, out_channels: int = 1) -> Any:
     import torch
 
     namespace: dict[str, Any] = {}
     exec(compile(ARCH, "tiny_arch.py", "exec"), namespace)
     torch.manual_seed(seed)
-    return namespace["Tiny"](width=4).eval()
+    return namespace["Tiny"](width=4, out_channels=out_channels).eval()
 
 
 def expected_output(net: Any, x: np.ndarray) -> np.ndarray:
@@ -63,7 +63,7 @@ def _npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def tiny_rdf(pixel_size_um: float | None = None) -> dict[str, Any]:
+def tiny_rdf(pixel_size_um: float | None = None, out_channels: int = 1) -> dict[str, Any]:
     # Spec 0.5: a space axis's scale and unit hold for inputs and outputs alike.
     unit = {} if pixel_size_um is None else {"scale": pixel_size_um, "unit": "micrometer"}
     space = {"size": {"min": 16, "step": 8}, **unit}
@@ -106,7 +106,10 @@ def tiny_rdf(pixel_size_um: float | None = None) -> dict[str, Any]:
                 "id": "restored",
                 "axes": [
                     {"type": "batch"},
-                    {"type": "channel", "channel_names": ["restored"]},
+                    {
+                        "type": "channel",
+                        "channel_names": [f"restored{c}" for c in range(out_channels)],
+                    },
                     *(
                         {"type": "space", "id": a, "halo": 4, "size": same(a), **unit}
                         for a in ("y", "x")
@@ -128,6 +131,7 @@ def make_package(
     drop: tuple[str, ...] = (),
     as_zip: bool = True,
     seed: int = 0,
+    out_channels: int = 1,
 ) -> Path:
     """Write a tiny package to ``target`` (a .zip, or a folder when ``as_zip`` is False).
 
@@ -135,14 +139,14 @@ def make_package(
     went into the RDF (a package that names a file it lacks)."""
     import torch
 
-    net = tiny_network(seed)
+    net = tiny_network(seed, out_channels)
     rng = np.random.default_rng(seed)
     x = rng.gamma(2.0, 50.0, size=(1, 1, 48, 40)).astype(np.float32)
     files: dict[str, bytes] = {
         "test_input.npy": _npy(x),
         "test_output.npy": _npy(expected_output(net, x)),
     }
-    rdf = tiny_rdf(pixel_size_um)
+    rdf = tiny_rdf(pixel_size_um, out_channels)
     if "torchscript" in formats:
         buf = io.BytesIO()
         with warnings.catch_warnings():  # torch 2.13 marks TorchScript deprecated
@@ -160,7 +164,7 @@ def make_package(
             "architecture": {
                 "source": "tiny_arch.py",
                 "callable": "Tiny",
-                "kwargs": {"width": 4},
+                "kwargs": {"width": 4, "out_channels": out_channels},
                 "sha256": hashlib.sha256(files["tiny_arch.py"]).hexdigest(),
             },
         }

@@ -90,6 +90,7 @@ def restore(
     for path, target in progress(jobs, "restoring", quiet=quiet or len(jobs) < 2):
         lazy = path.name.lower().endswith(".zarr") or target.name.lower().endswith(".zarr")
         data, meta = io.read(path, axes=axes, lazy=lazy)
+        in_axes = meta.axes  # a package's output may have other axes (its channels)
         meta = _output_meta(m, meta.replace(source=str(path)), path)
         run = {
             **options,
@@ -100,7 +101,7 @@ def restore(
         with reported_warnings(path):
             if package:
                 m.check_pixel_size(meta.pixel_size_nm, path)
-            _restore_one(m, data, meta, target, run, overwrite)
+            _restore_one(m, data, in_axes, meta, target, run, overwrite)
         if not quiet:
             extra = f" (+ {uncertainty_path(target).name})" if uncertainty else ""
             out.print(f"{path} → {target}{extra}")
@@ -155,7 +156,13 @@ def uncertainty_path(target: Path) -> Path:
 
 
 def _restore_one(
-    model: Any, data: Any, meta: Any, target: Path, options: dict, overwrite: bool
+    model: Any,
+    data: Any,
+    axes: str,
+    meta: Any,
+    target: Path,
+    options: dict,
+    overwrite: bool,
 ) -> None:
     from abbe import io
 
@@ -165,7 +172,7 @@ def _restore_one(
 
         from abbe.io.zarr import ome_zarr_writer
 
-        shape = model.output_shape(data.shape, meta.axes)
+        shape = model.output_shape(data.shape, axes)
         with ExitStack() as stack:
             z = stack.enter_context(
                 ome_zarr_writer(target, shape, "float32", meta, overwrite=overwrite)
@@ -177,9 +184,9 @@ def _restore_one(
                         uncertainty_path(target), shape, "float32", meta, overwrite=overwrite
                     )
                 )
-            model.predict(data, meta.axes, out=z, out_uncertainty=u, **options)
+            model.predict(data, axes, out=z, out_uncertainty=u, **options)
         return
-    result = model.predict(data, meta.axes, **options)
+    result = model.predict(data, axes, **options)
     restored, sd = result if want else (result, None)
     io.write(target, restored, meta, overwrite=overwrite)
     if sd is not None:

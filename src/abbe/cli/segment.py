@@ -15,7 +15,10 @@ from abbe.errors import InputError
 def segment(
     inputs: list[Path] = typer.Argument(..., help="Images of nuclei (TIFF, PNG)."),
     model: str = typer.Option(
-        "nuclei-fluo", "-m", "--model", help="Bundled model name or model folder."
+        "nuclei-fluo",
+        "-m",
+        "--model",
+        help="Bundled model name, model folder or bioimage.io package (.zip).",
     ),
     output: Path = typer.Option(..., "-o", "--output", help="Label TIFF (one input) or folder."),
     axes: str = typer.Option(None, "--axes", help="Axes of the inputs, e.g. YX or CYX."),
