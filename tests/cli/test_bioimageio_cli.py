@@ -81,12 +81,12 @@ def test_restore_writes_every_output_channel_of_a_package(cli, tmp_path):
 
 
 def test_pixel_size_far_from_the_package_is_a_warning_line(cli, tmp_path):
-    pkg = make_package(tmp_path / "px.zip", pixel_size_um=0.1)
+    pkg = make_package(tmp_path / "px.zip", pixel_size_um=0.125)
     img = np.random.default_rng(4).gamma(2.0, 50.0, size=(32, 32)).astype(np.float32)
     io.write(tmp_path / "in.tif", img, io.Meta("YX", pixel_size_nm=300.0))
     r = cli("restore", tmp_path / "in.tif", "-m", pkg, "-o", tmp_path / "out.tif", "-q")
     assert r.code == 0, r
-    assert "warning:" in r.err and "pixel size 300 nm" in r.err and "for 100 nm" in r.err
+    assert "warning:" in r.err and "pixel size 300 nm" in r.err and "for 125 nm" in r.err
 
 
 def test_segment_refuses_a_package_whose_maps_are_not_probabilities(cli, tmp_path):

@@ -94,7 +94,10 @@ def test_fixed_size_package_is_tiled_without_seams(nuclei):
 
 # ----------------------------------------------------------------------------- hand-made
 def test_tiny_torchscript_package_round_trips(tiny_zip):
+    from abbe.models.packages.model import PackageModel
+
     m = models.load(tiny_zip)
+    assert isinstance(m, PackageModel) and PackageModel.load(tiny_zip).spec == m.spec
     assert m.weight_format == "torchscript" and m.spec.name == "tiny conv"
     x, expected = m.test_tensors()
     got = m.predict_tensor(x, device="cpu")
@@ -143,13 +146,25 @@ def test_frames_are_the_batch_and_keep_their_own_statistics(tiny_zip):
 
 
 def test_pixel_size_far_from_the_package_warns(tmp_path):
-    m = models.load(make_package(tmp_path / "px.zip", pixel_size_um=0.1))
-    assert m.spec.pixel_size_nm == pytest.approx(100.0)
+    m = models.load(make_package(tmp_path / "px.zip", pixel_size_um=0.125))
+    assert m.spec.pixel_size_nm == pytest.approx(125.0)
     with pytest.warns(AbbeWarning, match="pixel size 250 nm"):
         m.check_pixel_size(250.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", AbbeWarning)
-        m.check_pixel_size(110.0)  # within 25 %: silent
+        m.check_pixel_size(140.0)  # within 25 %: silent
+
+
+def test_the_hand_made_package_passes_the_real_client(tmp_path):
+    # bioimageio.core (the zoo's own test) accepts the package these tests build and reproduces
+    # its test output, computed here without abbe: the fixture is a real spec-0.5 package.
+    core = pytest.importorskip("bioimageio.core")
+    path = make_package(tmp_path / "pkg", as_zip=False, pixel_size_um=0.125, out_channels=2)
+    summary = core.test_model(str(path / "rdf.yaml"))
+    assert summary.status == "passed", [e.msg for d in summary.details for e in d.errors]
+    m = models.load(path)
+    x, expected = m.test_tensors()
+    assert np.abs(m.predict_tensor(x, device="cpu") - expected).max() < 1e-5
 
 
 # ----------------------------------------------------------------------------- errors

@@ -170,6 +170,7 @@ def make_package(
         }
     for entry in rdf["weights"].values():
         entry["sha256"] = hashlib.sha256(files[entry["source"]]).hexdigest()
+        entry["pytorch_version"] = torch.__version__.split("+")[0]  # required by spec 0.5
     for t in (*rdf["inputs"], *rdf["outputs"]):
         t["test_tensor"]["sha256"] = hashlib.sha256(files[t["test_tensor"]["source"]]).hexdigest()
     if edit is not None:

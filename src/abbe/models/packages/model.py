@@ -93,6 +93,11 @@ class PackageModel(Model):
         return text
 
     # ------------------------------------------------------------------ contract
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PackageModel:  # type: ignore[override]
+        """Load a package (see :func:`load_package`)."""
+        return load_package(path)
+
     def build_network(self) -> Any:
         raise ModelError("a bioimage.io package brings its own network", self.source)
 
