@@ -210,6 +210,7 @@ def _bad_hash(rdf):
         ("url-weights", "is a URL (abbe does not download weights)"),
         ("bad-hash", "weights.pt: its SHA-256 differs"),
         ("unknown-op", "preprocessing step 'softmax' is not supported"),
+        ("outside", "names a file outside the package: ../weights.pt"),
     ],
 )
 def test_what_abbe_cannot_run_is_one_line_naming_the_package(tmp_path, kind, match):
@@ -233,6 +234,7 @@ def test_what_abbe_cannot_run_is_one_line_naming_the_package(tmp_path, kind, mat
             ),
             "bad-hash": _bad_hash,
             "unknown-op": _op({"id": "softmax", "kwargs": {"axis": "channel"}}),
+            "outside": lambda rdf: rdf["weights"]["torchscript"].update(source="../weights.pt"),
         }
         drop = ("weights.pt",) if kind == "missing-weights" else ()
         make_package(path, edit=edits[kind], drop=drop)

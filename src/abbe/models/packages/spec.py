@@ -60,6 +60,9 @@ class PackageFiles:
             self._names = set(self._zip.namelist())
 
     def exists(self, name: str) -> bool:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            # A package names its own files; nothing outside it is read.
+            raise InputError(f"names a file outside the package: {name}", self.path)
         if self._zip is not None:
             return name in self._names
         return (self.path / name).is_file()
