@@ -356,7 +356,7 @@ class PackageModel(Model):
     def _to_package(self, bcyx: np.ndarray, t: Any) -> np.ndarray:
         """(B, C, Y, X) → the tensor's own axis order (axes it lacks squeezed)."""
         kinds = {"batch": 0, "channel": 1, "y": 2, "x": 3}
-        order, drop = [], []
+        order = []
         for a in t.axes:
             order.append(kinds[a.type] if a.type in ("batch", "channel") else kinds[a.id])
         drop = [i for i in (0, 1) if i not in order]

@@ -135,25 +135,31 @@ def _onnx(data: bytes, entry: dict, spec: PackageSpec, files: PackageFiles, skip
     except ImportError:
         skipped["onnx"] = "onnxruntime is not installed (pip install 'abbe[onnx]')"
         return None
-    sessions: dict[str, Any] = {}
+    import torch
+
+    sessions: dict[tuple[str, int], Any] = {}
 
     def session(device: str | None) -> Any:
-        # CUDA when the device asks for it and onnxruntime has the provider; else CPU.
+        # CUDA when the device asks for it and onnxruntime has the provider; else CPU, on as
+        # many threads as torch is set to (--threads, abbe.compute.torch_threads).
         from abbe.compute import resolve_device
 
         kind = resolve_device(device).type
+        key = (kind, torch.get_num_threads())
         providers = ["CPUExecutionProvider"]
         if kind == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        if kind not in sessions:
+        if key not in sessions:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = key[1]
             try:
-                sessions[kind] = ort.InferenceSession(data, providers=providers)
+                sessions[key] = ort.InferenceSession(data, options, providers=providers)
             except Exception as exc:  # onnxruntime raises its own error kinds
                 first = str(exc).strip().splitlines()[0]
                 raise InputError(
                     f"{entry['source']}: onnxruntime cannot load it ({first})", spec.path
                 ) from None
-        return sessions[kind]
+        return sessions[key]
 
     def call(x: np.ndarray, device: str | None) -> np.ndarray:
         s = session(device)
