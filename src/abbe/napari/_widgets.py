@@ -57,6 +57,7 @@ class TaskWidget(Container):
     def __init__(self, napari_viewer: napari.viewer.Viewer, fields: list[Any]) -> None:
         self.run_button = PushButton(text=self.run_text)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # summaries are a sentence long
         super().__init__(widgets=[*fields, self.run_button, self.status])
         self.viewer = napari_viewer
         self.threaded = True
@@ -492,16 +493,18 @@ class VerifyWidget(TaskWidget):
             px = report.pixel_size_nm if report.pixel_size_known else None
             grid = Meta("YX", pixel_size_nm=px, extra={"units": report.reference_units})
             emap = report.error_map
-            layers = [
-                image_layer(
-                    emap.map,
-                    grid,
-                    name=f"{result.name} error map",
-                    colormap="magma",
-                    blending="additive",
-                    metadata={KEY: {"report": report.to_dict()}},
-                )
-            ]
+            # Zero at the bottom, as in abbe verify's figure: 0 means no error.
+            top = max(float(np.percentile(emap.map, 99.8)), 1e-12)
+            error_layer = image_layer(
+                emap.map,
+                grid,
+                name=f"{result.name} error map",
+                colormap="magma",
+                blending="additive",
+                contrast_limits=(0.0, top),
+            )
+            error_layer[1]["metadata"][KEY]["report"] = report.to_dict()
+            layers = [error_layer]
             if report.uncertainty is not None and not given_uncertainty:
                 layers.append(
                     image_layer(
@@ -551,8 +554,8 @@ def resolution_canvas(report: Any, canvas: Any = None) -> Any:
     from abbe.report.figures import resolution_plot
 
     if canvas is None:
-        canvas = FigureCanvasQTAgg(Figure(figsize=(4.8, 3.6), layout="constrained"))
-        canvas.setMinimumSize(320, 260)
+        canvas = FigureCanvasQTAgg(Figure(figsize=(4.8, 4.0), layout="constrained"))
+        canvas.setMinimumSize(360, 340)  # room for the legend under the axes
     fig = canvas.figure
     fig.clear()
     ax = fig.add_subplot()
