@@ -116,6 +116,62 @@ def test_an_abbe_error_is_one_notification_line_and_adds_nothing(viewer, said):
     assert widget.run_button.enabled
 
 
+@pytest.fixture(scope="module")
+def probabilistic_model(tmp_path_factory):
+    """An untrained CARE with a Laplace head (its maps are the library's, whatever they are)."""
+    import torch
+
+    from abbe.nn import UNetConfig
+    from abbe.restore import CARE, RestorationConfig
+    from abbe.train import TrainingConfig
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "probabilistic"
+    config = RestorationConfig(
+        network=UNetConfig(width=4, depth=2, probabilistic=True),
+        training=TrainingConfig(loss="laplace"),
+    )
+    CARE(config).save(folder)
+    return folder
+
+
+def test_a_probabilistic_model_adds_its_uncertainty_and_verify_scores_it(
+    viewer, probabilistic_model
+):
+    from abbe import models
+    from abbe.trust.verify import verify
+
+    noisy_t, clean_t = samples.widefield_filaments()
+    crop = np.s_[:48, :48]
+    noisy, clean = _add(viewer, noisy_t, crop), _add(viewer, clean_t, crop)
+    widget = W.RestoreWidget(viewer)
+    widget.image.value, widget.folder.value = noisy, probabilistic_model
+    widget.uncertainty.value = True
+    _run(widget)
+    restored, sd = viewer.layers[-2], viewer.layers[-1]
+    assert sd.name.startswith("widefield-filaments uncertainty")
+    assert sd.scale.tolist() == [100.0, 100.0]
+    mean, expected_sd = models.load(probabilistic_model).predict(
+        np.asarray(noisy.data), "YX", uncertainty=True
+    )
+    np.testing.assert_allclose(restored.data, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sd.data, expected_sd, rtol=1e-5, atol=1e-6)
+    check = W.VerifyWidget(viewer)
+    check.result.value, check.reference.value = restored, noisy
+    check.truth.value, check.uncertainty.value = clean, sd
+    _run(check)
+    report = viewer.layers[-1].metadata["abbe"]["report"]
+    # The 90 % interval's coverage of the truth, the value the library computes.
+    expected = verify(
+        mean,
+        reference=np.asarray(noisy.data),
+        truth=np.asarray(clean.data),
+        uncertainty=expected_sd,
+        pixel_size_nm=100.0,
+    )
+    assert report["uncertainty"]["coverage_90"] == pytest.approx(expected.coverage_90, abs=1e-6)
+
+
 def test_segment_adds_labels_on_the_images_grid(viewer):
     from abbe.segment import Segmenter
 

@@ -71,7 +71,11 @@ class TaskWidget(Container):
         self.reset_choices()
 
     def _refresh(self, event: Any = None) -> None:
-        self.reset_choices()
+        try:
+            self.reset_choices()
+        except RuntimeError:  # the widget was closed and its Qt objects deleted: stop listening
+            for name in ("inserted", "removed", "reordered"):
+                getattr(self.viewer.layers.events, name).disconnect(self._refresh)
 
     def prepare(self) -> Callable[[], Outcome]:
         """Read the form; return the job (raise :class:`AbbeError` for a wrong choice)."""
