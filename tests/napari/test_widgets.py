@@ -92,11 +92,22 @@ def test_restore_runs_in_a_worker_with_run_disabled_and_adds_the_models_result(v
     np.testing.assert_allclose(out.data, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_super_resolution_halves_the_pixel_size(viewer):
+def test_super_resolution_halves_the_pixel_size_and_shows_napari_progress(viewer, monkeypatch):
+    import napari.utils
+
+    bars: list[str] = []
+
+    class Recorded(napari.utils.progress):
+        def __init__(self, *args, **kwargs):
+            bars.append(kwargs.get("desc"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(napari.utils, "progress", Recorded)
     noisy = _add(viewer, samples.widefield_filaments()[0], np.s_[:32, :32])
     widget = W.RestoreWidget(viewer)
     widget.image.value, widget.model.value = noisy, "sr-widefield-2x"
     _run(widget)
+    assert bars == ["restoring"]  # the model's tiles, counted in napari's progress bar
     out = viewer.layers[-1]
     assert out.data.shape == (64, 64)
     # 100 nm → 50 nm pixels, the first pixel's corner still at 0 nm.

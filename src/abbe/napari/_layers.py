@@ -122,7 +122,8 @@ def points_layer(locs: pd.DataFrame, *, name: str) -> LayerData:
     """
     coords = locs[["y_nm", "x_nm"]].to_numpy(np.float64)
     if "uncertainty_nm" in locs.columns:
-        size = 2.0 * np.nan_to_num(locs["uncertainty_nm"].to_numpy(np.float64), nan=10.0)
+        sigma = locs["uncertainty_nm"].to_numpy(np.float64)
+        size = 2.0 * np.nan_to_num(sigma, nan=DEFAULT_POINT_NM / 2)
     else:
         size = np.full(len(locs), DEFAULT_POINT_NM)
     features = locs.drop(columns=["x_nm", "y_nm"]).reset_index(drop=True)
