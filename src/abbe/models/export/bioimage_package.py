@@ -103,7 +103,7 @@ def write_package_folder(model: Any, info: ExportInfo, folder: Path) -> Path:
 
     raw = sample_input(model, info)
     output = run_package(folder / _FILES["torchscript"], raw, info)
-    _check_onnx_agrees(folder, raw, info, output)
+    caveats = _check_onnx_agrees(folder, raw, info, output)
     np.save(folder / _FILES["test_input"], raw)
     np.save(folder / _FILES["test_output"], output)
     # Sample tensors (FAIR): the same arrays as TIFF, which image viewers open.
@@ -112,6 +112,7 @@ def write_package_folder(model: Any, info: ExportInfo, folder: Path) -> Path:
     (folder / _FILES["cover"]).write_bytes(cover_png(raw, output, info))
     (folder / _FILES["readme"]).write_text(readme(model, info))
     rdf = describe(model, info, folder)
+    rdf["config"]["abbe"]["warnings"] = caveats
     target = folder / RDF
     target.write_text(yaml.safe_dump(rdf, sort_keys=False, allow_unicode=True))
     return target
@@ -184,22 +185,26 @@ def run_package(torchscript: Path, raw: np.ndarray, info: ExportInfo) -> np.ndar
     return postprocess(y, info)
 
 
-def _check_onnx_agrees(folder: Path, raw: np.ndarray, info: ExportInfo, expected: np.ndarray):
-    """Warn when ONNX Runtime's output differs from TorchScript's by more than AGREEMENT."""
+def _check_onnx_agrees(
+    folder: Path, raw: np.ndarray, info: ExportInfo, expected: np.ndarray
+) -> list[str]:
+    """Warn (and return the message) when ONNX Runtime's output differs from TorchScript's by
+    more than AGREEMENT on the test input."""
     try:
         import onnxruntime as ort
     except ImportError:  # the package is still valid; bioimageio test would run it
-        return
+        return []
     session = ort.InferenceSession(str(folder / _FILES["onnx"]), providers=["CPUExecutionProvider"])
     (y,) = session.run(None, {session.get_inputs()[0].name: preprocess(raw, info)})
     diff = float(np.max(np.abs(postprocess(y, info) - expected)))
-    if diff > AGREEMENT:
-        warnings.warn(
-            f"the ONNX weights differ from the TorchScript weights by up to {diff:.2g} on the "
-            f"test input (more than {AGREEMENT:g}); use the TorchScript weights",
-            AbbeWarning,
-            stacklevel=3,
-        )
+    if diff <= AGREEMENT:
+        return []
+    message = (
+        f"the ONNX weights differ from the TorchScript weights by up to {diff:.2g} on the "
+        f"test input (more than {AGREEMENT:g}); use the TorchScript weights"
+    )
+    warnings.warn(message, AbbeWarning, stacklevel=3)
+    return [message]
 
 
 # ----------------------------------------------------------------------------- description
