@@ -27,8 +27,9 @@ def export(
 ) -> None:
     """Export a model for the tools where microscopists work: a bioimage.io package (Fiji with
     deepImageJ, ilastik, QuPath, napari; checked with 'bioimageio test'), or its network as
-    ONNX (opset 17, any image size) or TorchScript. Models whose output is no image, map or
-    class scores (the learned localizer) are refused."""
+    ONNX (opset 17, any image size) or TorchScript. A model whose output is no image, map or
+    class scores (the learned localizer) is refused as a package; its raw network still exports
+    as ONNX or TorchScript."""
     from abbe import models
     from abbe.models.export import export as write
     from abbe.models.export import formats

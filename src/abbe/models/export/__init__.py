@@ -50,9 +50,6 @@ def export(
         raise OutputExistsError("already exists; pass --overwrite to replace it", target)
     if target.is_dir():
         raise OutputExistsError("is a folder; give a file name", target)
-    # Every format refuses what no tool could read back as an image, a map or class scores
-    # (the learned localizer's table): the model says so here, in one line.
-    model.export_info()
     return _FORMATS[format](model, target)
 
 

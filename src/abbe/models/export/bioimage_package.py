@@ -77,7 +77,11 @@ def build(method: str, config: dict):
 
 @register("bioimageio")
 def export_bioimageio(model: Any, path: Path) -> Path:
-    """Write ``model`` as a bioimage.io model package (a zip, atomically) at ``path``."""
+    """Write ``model`` as a bioimage.io model package (a zip, atomically) at ``path``.
+
+    A model whose output is no image, map or class scores (the learned localizer's table)
+    raises :class:`abbe.errors.ModelError` from its ``export_info`` before anything is written.
+    """
     info = model.export_info()
     with tempfile.TemporaryDirectory(prefix="abbe-bioimageio-") as work:
         folder = Path(work)
