@@ -242,9 +242,12 @@ def test_super_resolution_package_says_scale_pixel_size_and_normalization(packag
     # Trained at 100 nm pixels, output at 50 nm: the output axes reference the input's size.
     space_in = {a["id"]: a for a in inp["axes"] if a["type"] == "space"}
     space_out = {a["id"]: a for a in out["axes"] if a["type"] == "space"}
-    assert space_in["x"]["scale"] == pytest.approx(0.1) and space_in["x"]["unit"] == "micrometer"
-    assert space_out["x"]["scale"] == pytest.approx(0.05)
+    assert space_in["x"]["scale"] == 100 and space_in["x"]["unit"] == "nanometer"
+    assert space_out["x"]["scale"] == 50
     assert space_out["y"]["size"] == {"tensor_id": "raw", "axis_id": "y"}
+    # Tools that tile crop the network's reach (32 input pixels, 64 output pixels) per tile;
+    # inputs hold at least twice that plus 16.
+    assert space_out["x"]["halo"] == 64 and space_in["x"]["size"]["min"] >= 2 * 32 + 16
     (scale_range,) = [p for p in inp["preprocessing"] if p["id"] == "scale_range"]
     assert scale_range["kwargs"]["min_percentile"] == 0.5
     assert scale_range["kwargs"]["max_percentile"] == 99.9
@@ -252,6 +255,17 @@ def test_super_resolution_package_says_scale_pixel_size_and_normalization(packag
     assert y.shape == (*x.shape[:2], 2 * x.shape[2], 2 * x.shape[3])
     assert set(rdf["weights"]) == {"torchscript", "onnx", "pytorch_state_dict"}
     assert rdf["weights"]["onnx"]["opset_version"] == 17
+
+
+@pytest.mark.parametrize(("scale", "factor"), [(0.1, 2), (0.1, 1), (108.3, 4), (65.0, 2)])
+def test_output_scales_give_whole_output_sizes(scale, factor):
+    from abbe.models.export.bioimage_package import output_scale
+
+    out = output_scale(scale, factor)
+
+    # The spec's own rule; 81 · 0.1 / 0.05 was 161.99999999999997, i.e. 161 pixels.
+    assert all(int(n * scale / out) == n * factor for n in range(1, 4097))
+    assert out == pytest.approx(scale / factor, rel=1e-12)
 
 
 def test_packages_carry_documentation_citations_and_cover(packages):

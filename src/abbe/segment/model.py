@@ -196,6 +196,11 @@ class Segmenter(Model):
                 f"foreground (above {cfg.foreground_threshold:g}) into labelled nuclei by a "
                 "watershed; bioimage.io tools see the maps alone. Give images whose nuclei have "
                 "about the training size.",
+                *(
+                    ("With the contact map, abbe seeds on distance × (1 − contact).",)
+                    if len(channels) == 3
+                    else ()
+                ),
             ),
         )
 

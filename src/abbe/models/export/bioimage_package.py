@@ -124,13 +124,11 @@ def write_package_folder(model: Any, info: ExportInfo, folder: Path) -> Path:
 
 # ----------------------------------------------------------------------------- test tensors
 def sample_input(model: Any, info: ExportInfo, seed: int = 0) -> np.ndarray:
-    """A raw test image ``(1, C, *spatial)`` float32 of the example input's size: blobs of
-    several sizes on a background, with shot noise (seeded), in photons; for a model with a
-    fixed input gain (frames in photo-electrons) median-subtracted and brightened so that the
-    blobs peak near ``1 / input_gain``."""
-    shape = model.example_input().shape
-    if info.fixed_size:
-        shape = (1, shape[1], *(info.fixed_size,) * len(info.spatial_axes))
+    """A raw test image ``(1, C, *spatial)`` float32 of :func:`test_shape`: blobs of several
+    sizes on a background, with shot noise (seeded), in photons; for a model with a fixed
+    input gain (frames in photo-electrons) median-subtracted and brightened so that the blobs
+    peak near ``1 / input_gain``."""
+    shape = (1, model.example_input().shape[1], *test_shape(model, info))
     rng = np.random.default_rng(seed)
     spatial = shape[2:]
     grid = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in spatial], indexing="ij")
@@ -285,30 +283,78 @@ def _short(text: str, limit: int = 128) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def pixel_size_um(model: Any) -> float | None:
-    """The pixel size the model was trained for, in µm (None when the model has none)."""
+def pixel_size_nm(model: Any) -> float | None:
+    """The pixel size the model was trained for, in nm (None when the model has none).
+
+    Nanometres, not µm: pixel sizes are whole nanometres as a rule, and whole numbers keep the
+    spec's size and halo arithmetic exact in floating point (100 nm → 50 nm is exact;
+    0.1 µm → 0.05 µm made 81 input pixels 161 output pixels)."""
     px = getattr(model.config, "pixel_size_nm", None)
-    return float(px) / 1000.0 if px else None
+    return float(px) if px else None
+
+
+def input_sizes(model: Any, info: ExportInfo) -> list[tuple[int, int]]:
+    """``(min, step)`` of each spatial input axis (``(n, 0)``: fixed at n). Y and X hold at
+    least twice the halo plus :data:`MIN_EDGE` (the spec's rule for cropping the halo), each a
+    multiple of the network's; Z (no halo) one multiple."""
+    if info.fixed_size:
+        return [(info.fixed_size, 0)] * len(info.spatial_axes)
+    n = len(info.spatial_axes)
+    multiple = list(getattr(model.network_config, "multiple", (1,) * n))
+    sizes = []
+    for i, a in enumerate(info.spatial_axes.lower()):
+        m = int(multiple[i]) if i < len(multiple) else 1
+        edge = m if a == "z" else 2 * _halo(model) + MIN_EDGE
+        sizes.append((m * -(-edge // m), m))
+    return sizes
+
+
+def test_shape(model: Any, info: ExportInfo) -> tuple[int, ...]:
+    """Spatial shape of the test tensors: the example input's, grown to the smallest size the
+    package accepts where that is larger."""
+    example = model.example_input().shape[2:]
+    shape = []
+    for edge, (low, step) in zip(example, input_sizes(model, info), strict=True):
+        if step == 0:
+            shape.append(low)
+        else:
+            shape.append(low + step * max(0, -(-(edge - low) // step)))
+    return tuple(shape)
 
 
 def _space_axes(model: Any, info: ExportInfo) -> list[dict[str, Any]]:
-    """The input's spatial axes: sizes any multiple of the network's (or fixed), the pixel
-    size as scale in µm where the model knows it."""
-    px = pixel_size_um(model)
-    shape = model.example_input().shape[2:]
-    multiple = list(getattr(model.network_config, "multiple", (1,) * len(shape)))
+    """The input's spatial axes: sizes as :func:`input_sizes` says, the pixel size as scale in
+    nm where the model knows it."""
+    px = pixel_size_nm(model)
     axes = []
-    for i, a in enumerate(info.spatial_axes.lower()):
-        if info.fixed_size:
-            size: Any = info.fixed_size
-        else:
-            m = int(multiple[i]) if i < len(multiple) else 1
-            size = {"min": m * -(-MIN_EDGE // m) if a != "z" else m, "step": m}
+    sizes = input_sizes(model, info)
+    for a, (low, step) in zip(info.spatial_axes.lower(), sizes, strict=True):
+        size: Any = low if step == 0 else {"min": low, "step": step}
         axis: dict[str, Any] = {"type": "space", "id": a, "size": size}
         if px is not None and a != "z":
-            axis.update(unit="micrometer", scale=px)
+            axis.update(unit="nanometer", scale=px)
         axes.append(axis)
     return axes
+
+
+def output_scale(input_scale: float, factor: int, largest: int = 8192) -> float:
+    """The output axis' scale for an output ``factor``× finer: ``input_scale / factor``, made
+    smaller by a few units in the last place where needed so that the spec's size rule,
+    ``int(size · input_scale / output_scale)``, gives ``size · factor`` for every input size up
+    to ``largest`` (0.1 µm / 0.05 µm gave 161 for 81 pixels: 8.1/0.05 = 161.99999999999997)."""
+    scale = input_scale / factor
+    sizes = np.arange(1, largest + 1)
+    for _ in range(16):
+        got = [int(n * input_scale / scale) for n in sizes.tolist()]
+        if got == (sizes * factor).tolist():
+            return float(scale)
+        scale = float(np.nextafter(scale, 0.0))
+    raise AssertionError(f"no output scale for {input_scale} / {factor}")  # not seen
+
+
+def _halo(model: Any) -> int:
+    """Input pixels of context that influence an output pixel (0 when unknown)."""
+    return int(getattr(model.network_config, "receptive_radius", 0) or 0)
 
 
 def _input(model: Any, info: ExportInfo, files: dict[str, Path]) -> dict[str, Any]:
@@ -355,7 +401,7 @@ def _output(model: Any, info: ExportInfo, files: dict[str, Path]) -> dict[str, A
         for axis in _space_axes(model, info):
             a = axis["id"]
             # Output size = input size × the input's scale / this axis' scale (spec 0.5).
-            scale = axis.get("scale", 1.0) / (info.scale if a != "z" else 1)
+            scale = output_scale(axis.get("scale", 1.0), info.scale if a != "z" else 1)
             out = {
                 "type": "space",
                 "id": a,
@@ -364,6 +410,16 @@ def _output(model: Any, info: ExportInfo, files: dict[str, Path]) -> dict[str, A
             }
             if "unit" in axis:
                 out["unit"] = axis["unit"]
+            halo = _halo(model) * info.scale if a != "z" else 0
+            # The spec infers the input's halo as halo · scale_out / scale_in and wants an
+            # integer; a pixel size whose float arithmetic misses it loses the halo (tools
+            # then tile without cropping, as with no halo at all).
+            if halo and halo * scale / axis.get("scale", 1.0) != halo // info.scale:
+                halo = 0
+            if halo:
+                # Tools that tile crop this much of each tile's border: no seams (abbe's own
+                # tiling keeps the same context, so tiled equals untiled).
+                out["halo"] = halo
             axes.append(out)
     post: list[dict[str, Any]] = []
     if info.output_gain is not None:
