@@ -26,9 +26,18 @@ from scipy import ndimage
 from abbe.compute import network_on, torch_threads
 from abbe.data.normalize import PercentileNorm, normalize, percentile_range
 from abbe.errors import AbbeWarning, InputError
-from abbe.models.base import Model, ModelConfig
+from abbe.models.base import Citation, ExportInfo, Model, ModelConfig
 from abbe.nn.resnet import ResNetConfig
 from abbe.train.config import TrainingConfig
+
+RESNET_2016 = Citation(
+    "He, Zhang, Ren & Sun. Deep residual learning for image recognition. CVPR 2016.",
+    doi="10.1109/CVPR.2016.90",
+)
+GUO_2017 = Citation(
+    "Guo, Pleiss, Sun & Weinberger. On calibration of modern neural networks. ICML 2017.",
+    url="https://arxiv.org/abs/1706.04599",
+)
 
 
 class ClassifierConfig(ModelConfig):
@@ -252,6 +261,40 @@ class Classifier(Model):
         from abbe.nn.resnet import ResNet
 
         return ResNet(self.config.network)
+
+    def export_info(self) -> ExportInfo:
+        """Class probabilities of one percentile-normalized crop: logits divided by the
+        calibration temperature, then softmax (as :meth:`predict_proba`)."""
+        cfg = self.config
+        norm = cfg.normalization
+        s = cfg.crop_size
+        return ExportInfo(
+            kind="classes",
+            spatial_axes="YX",
+            input_description=(
+                f"one {s}×{s} crop centred on one object ({cfg.context:g}× its extent, other "
+                f"objects replaced by background); its {norm.low:g} and {norm.high:g} "
+                "percentiles are mapped to 0 and 1"
+            ),
+            output_description=(
+                f"calibrated probability of each class ({', '.join(cfg.classes)}); logits are "
+                f"divided by the temperature {cfg.temperature:.4g} before the softmax"
+            ),
+            output_channels=tuple(cfg.classes),
+            percentiles=(norm.low, norm.high),
+            output_gain=1.0 / cfg.temperature,
+            activation="softmax",
+            output_range=(0.0, 1.0),
+            fixed_size=s,
+            citations=(RESNET_2016, GUO_2017),
+            tags=("classification", "nuclei", "calibrated"),
+            limits=(
+                "abbe classify cuts one crop per labelled object, resizes it to the crop edge "
+                "and warns about objects smaller than the training ones of some class "
+                "(their class then rests on size, not shape); bioimage.io tools take the crop "
+                "as given.",
+            ),
+        )
 
     def example_input(self, size: int | None = None) -> np.ndarray:
         """One normalized crop as the network takes it, ``(1, 1, S, S)``."""

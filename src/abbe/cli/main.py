@@ -13,6 +13,7 @@ from abbe.cli import (
     classify,
     demo,
     evaluate,
+    export,
     localize,
     models,
     resolution,
@@ -42,6 +43,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("resolution")(resolution.resolution)
 app.command("verify")(verify.verify)
 app.command("models")(models.models)
+app.command("export")(export.export)
 app.command("demo")(demo.demo)
 
 

@@ -25,9 +25,14 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from abbe.localize.learned import Localizer, SimulationMatch
-from abbe.models.base import revalidated
+from abbe.models.base import UNET_2015, Citation, ExportInfo, revalidated
 from abbe.nn import UNetConfig
 
+NEHME_2018 = Citation(
+    "Nehme, Weiss, Michaeli & Shechtman. Deep-STORM: super-resolution single-molecule "
+    "microscopy by deep learning. Optica 5:458 (2018).",
+    doi="10.1364/OPTICA.5.000458",
+)
 SPIKE = 100.0  # target height per emitter, as in Deep-STORM: keeps the loss away from 0
 
 
@@ -105,6 +110,41 @@ class DeepStorm(Localizer):
     @property
     def scale(self) -> int:  # type: ignore[override]
         return self.config.upsampling
+
+    def export_info(self) -> ExportInfo:
+        """Frames in photo-electrons minus their median → emitter density on the finer grid
+        (the network's output over ``SPIKE``, clipped at 0, as :meth:`predict_density`)."""
+        cfg = self.config
+        u = cfg.upsampling
+        return ExportInfo(
+            kind="image",
+            spatial_axes="YX",
+            input_description=(
+                "one SMLM camera frame in photo-electrons with the frame's median subtracted "
+                "(abbe converts camera counts and subtracts it); divided by "
+                f"{cfg.signal_scale:.4g}, the peak of a mid-range training emitter"
+            ),
+            output_description=(
+                f"emitter density on a grid {u}× finer than the camera's: emitters per fine "
+                "pixel (the mass around a peak counts the emitters there)"
+            ),
+            output_channels=("density",),
+            input_gain=1.0 / cfg.signal_scale,
+            output_gain=1.0 / SPIKE,
+            clip_min=0.0,
+            scale=u,
+            citations=(NEHME_2018, UNET_2015),
+            tags=("smlm", "localization-microscopy", "super-resolution", "density"),
+            limits=(
+                f"Trained on simulated frames: {cfg.pixel_size_nm:g} nm pixels, PSF σ "
+                f"{cfg.psf_sigma_nm:g} nm, {cfg.photons[0]:g}–{cfg.photons[1]:g} photons per "
+                f"emitter, background {cfg.background[0]:g}–{cfg.background[1]:g}, "
+                f"{cfg.density[0]:g}–{cfg.density[1]:g} emitters per µm² per frame.",
+                "The bioimage.io spec cannot subtract a median: give frames with it subtracted.",
+                "abbe localize turns the density into a localization table; the package gives "
+                "the density image only.",
+            ),
+        )
 
     def _new_network(self) -> torch.nn.Module:
         from abbe.nn import UNet

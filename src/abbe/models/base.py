@@ -31,8 +31,9 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -102,6 +103,54 @@ class ModelConfig(BaseModel):
     def updated(self: C, **changes: Any) -> C:
         """A copy with ``changes`` applied, validated again (nested settings merge)."""
         return revalidated(self, changes)
+
+
+# ----------------------------------------------------------------------------- export
+@dataclass(frozen=True)
+class Citation:
+    """A paper a model rests on (cited in exported packages)."""
+
+    text: str
+    doi: str = ""
+    url: str = ""
+
+
+UNET_2015 = Citation(
+    "Ronneberger, Fischer & Brox. U-Net: convolutional networks for biomedical image "
+    "segmentation. MICCAI 2015.",
+    doi="10.1007/978-3-319-24574-4_28",
+)
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What an exported package says about a model beyond its network (hook
+    :meth:`Model.export_info`): what goes in, what comes out, how values are scaled.
+
+    The network maps ``(B, C_in, *spatial)`` to ``(B, C_out, *spatial·scale)`` (``kind``
+    "image") or to ``(B, C_out)`` class scores (``kind`` "classes"). Before it, the input is
+    scaled either by its own percentiles (``percentiles``, per image over the spatial axes) or
+    by a fixed ``input_gain``; after it, the output is multiplied by ``output_gain``, passed
+    through ``activation`` and clipped at ``clip_min`` (each step only where set).
+    """
+
+    kind: Literal["image", "classes"]
+    spatial_axes: str
+    input_description: str
+    output_description: str
+    output_channels: tuple[str, ...]
+    input_channels: tuple[str, ...] = ("intensity",)
+    percentiles: tuple[float, float] | None = None
+    input_gain: float | None = None
+    output_gain: float | None = None
+    activation: Literal["sigmoid", "softmax"] | None = None
+    clip_min: float | None = None
+    output_range: tuple[float | None, float | None] | None = None
+    scale: int = 1
+    fixed_size: int | None = None
+    citations: tuple[Citation, ...] = ()
+    tags: tuple[str, ...] = ()
+    limits: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- the model
@@ -308,6 +357,14 @@ class Model:
         model.metrics = mf.read_metrics(folder)
         model.folder = folder
         return model
+
+    def export_info(self) -> ExportInfo:
+        """What an exported package says about inputs, outputs and scaling (hook; a method
+        whose output is no image, map or class score raises :class:`ModelError`)."""
+        raise ModelError(
+            f"a {self.config.method!r} model cannot be exported: its output is not an image, "
+            "a map or class scores"
+        )
 
     def export(self, path: str | os.PathLike[str], *, format: str, overwrite: bool = False) -> Path:
         """Write the model in another format (see :mod:`abbe.models.export`)."""

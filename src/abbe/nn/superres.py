@@ -104,9 +104,39 @@ class FourierChannelAttention(ChannelAttention):
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         # |FFT|^γ compresses the dominant low frequencies so detail channels get a say.
-        amplitude = torch.fft.fft2(x.float(), norm="ortho").abs().clamp_min(1e-8) ** self.power
-        amplitude = torch.fft.fftshift(amplitude, dim=(-2, -1)).to(x.dtype)
+        if torch.onnx.is_in_onnx_export():
+            # ONNX (opset 17, legacy exporter) has no fft2: the same spectrum by DFT matrices.
+            spectrum = shifted_dft_amplitude(x.float())
+        else:
+            spectrum = torch.fft.fftshift(
+                torch.fft.fft2(x.float(), norm="ortho").abs(), dim=(-2, -1)
+            )
+        amplitude = (spectrum.clamp_min(1e-8) ** self.power).to(x.dtype)
         return self.spectrum(amplitude).mean(dim=(-2, -1), keepdim=True)
+
+
+def _shifted_dft(ones: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine and sine parts of the orthonormal DFT matrix, rows in fftshift order, for the
+    length of ``ones`` (built from tensors only, so an ONNX graph keeps that length dynamic)."""
+    n = ones.sum()
+    j = torch.cumsum(ones, 0) - 1
+    k = j - torch.div(n, 2, rounding_mode="floor")  # fftshift: frequencies −n/2 … n/2 − 1
+    # k·j mod n is exact in float32 for n < 4096 and keeps the angle small.
+    angle = (2 * torch.pi / n) * torch.remainder(k[:, None] * j[None, :], n)
+    scale = torch.rsqrt(n)
+    return torch.cos(angle) * scale, torch.sin(angle) * scale
+
+
+def shifted_dft_amplitude(x: torch.Tensor) -> torch.Tensor:
+    """``fftshift(|fft2(x, norm="ortho")|)`` over the last two axes of a real ``x``, by matrix
+    products (for ONNX export; the same values as the FFT to float32 rounding)."""
+    ch, sh = _shifted_dft(torch.ones_like(x[0, 0, :, 0]))
+    cw, sw = _shifted_dft(torch.ones_like(x[0, 0, 0, :]))
+    # F = W_h X W_wᵀ with W = C − iS.
+    a, b = ch @ x, sh @ x
+    real = a @ cw.T - b @ sw.T
+    imag = b @ cw.T + a @ sw.T
+    return torch.sqrt(real * real + imag * imag)
 
 
 class AttentionBlock(nn.Module):

@@ -11,8 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from abbe.models.base import UNET_2015, Citation
 from abbe.restore.model import RestorationConfig, RestorationModel
 from abbe.restore.training import train_model
+
+CARE_2018 = Citation(
+    "Weigert et al. Content-aware image restoration: pushing the limits of fluorescence "
+    "microscopy. Nat Methods 15:1090 (2018).",
+    doi="10.1038/s41592-018-0216-7",
+)
 
 
 class CARE(RestorationModel):
@@ -26,6 +33,7 @@ class CARE(RestorationModel):
     """
 
     method = "care"
+    citations = (CARE_2018, UNET_2015)
 
     def __init__(self, config: RestorationConfig | None = None) -> None:
         super().__init__(config or RestorationConfig(method="care"))

@@ -20,7 +20,7 @@ from abbe.data.patches import N2VMasking
 from abbe.errors import InputError, ModelError, OutputExistsError
 from abbe.io.meta import check_axes
 from abbe.models import folder as mf
-from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig
+from abbe.models.base import DEFAULT_MEMORY_MB, Citation, ExportInfo, Model, ModelConfig
 from abbe.nn.unet import UNetConfig
 from abbe.train.config import TrainingConfig
 
@@ -85,6 +85,10 @@ class RestorationModel(Model):
 
     config_class = RestorationConfig
     usage = "abbe restore IMAGE -m"
+    #: Papers cited by exported packages (each method sets its own).
+    citations: tuple[Citation, ...] = ()
+    #: Keywords of exported packages.
+    tags: tuple[str, ...] = ("denoising", "restoration")
 
     def __init__(self, config: RestorationConfig | None = None) -> None:
         super().__init__(config)
@@ -108,6 +112,38 @@ class RestorationModel(Model):
         """Rough peak memory per pixel of a forward pass (float32 activations, oneDNN buffers)."""
         cfg = self.config.network
         return 4.0 * cfg.width * (10 + 2 * cfg.convs_per_level)
+
+    def export_info(self) -> ExportInfo:
+        """Percentile-normalized input; the network's output in the same normalized units
+        (the mean, then the log Laplace scale for a probabilistic model)."""
+        cfg = self.config
+        norm = cfg.normalization
+        channels = ("restored", "log_laplace_scale") if cfg.network.probabilistic else ("restored",)
+        return ExportInfo(
+            kind="image",
+            spatial_axes=cfg.axes,
+            input_description=(
+                f"a fluorescence image, any linear unit; its {norm.low:g} and {norm.high:g} "
+                "percentiles are mapped to 0 and 1"
+            ),
+            output_description=(
+                "the restored image in the input's normalized units (0 and 1 are the input's "
+                f"{norm.low:g} and {norm.high:g} percentiles): multiply by their difference and "
+                "add the low one to return to the input's units (abbe restore does; the "
+                "bioimage.io spec has no step that undoes another tensor's percentiles)"
+            ),
+            output_channels=channels,
+            percentiles=(norm.low, norm.high),
+            scale=self.scale,
+            citations=self.citations,
+            tags=self.tags,
+            limits=(
+                "Outputs are in the normalized units of each input image (see outputs).",
+                "Trained for the conditions listed under training data; images far from them "
+                "(other structures, noise levels, pixel sizes) may be restored with invented "
+                "detail. abbe restore warns about such images; bioimage.io tools do not.",
+            ),
+        )
 
     # ------------------------------------------------------------------ predict
     def predict(

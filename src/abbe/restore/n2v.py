@@ -13,10 +13,16 @@ from typing import Any
 import numpy as np
 
 from abbe.data.patches import N2VMasking
+from abbe.models.base import UNET_2015, Citation
 from abbe.nn.unet import UNetConfig
 from abbe.restore.model import RestorationConfig, RestorationModel
 from abbe.restore.training import train_model
 from abbe.train.config import TrainingConfig
+
+N2V_2019 = Citation(
+    "Krull, Buchholz & Jug. Noise2Void - learning denoising from single noisy images. CVPR 2019.",
+    doi="10.1109/CVPR.2019.00223",
+)
 
 
 def default_n2v_config() -> RestorationConfig:
@@ -43,6 +49,7 @@ class N2V(RestorationModel):
     """
 
     method = "n2v"
+    citations = (N2V_2019, UNET_2015)
 
     def __init__(self, config: RestorationConfig | None = None) -> None:
         config = config or default_n2v_config()

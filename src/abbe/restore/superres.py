@@ -9,19 +9,37 @@ from high-resolution images, or simulated (:mod:`abbe.simulate.superres`).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from abbe.data.normalize import PercentileNorm
-from abbe.models.base import ModelConfig, revalidated
+from abbe.models.base import UNET_2015, Citation, ExportInfo, ModelConfig, revalidated
 from abbe.nn.losses import SRLoss, content_loss
 from abbe.nn.superres import SRNetConfig
 from abbe.restore.care import CARE
 from abbe.restore.model import RestorationModel
 from abbe.simulate.superres import SRPairConfig
 from abbe.train.config import TrainingConfig
+
+QIAO_2021 = Citation(
+    "Qiao et al. Evaluation and development of deep neural networks for image "
+    "super-resolution in optical microscopy (DFCAN). Nat Methods 18:194 (2021).",
+    doi="10.1038/s41592-020-01048-5",
+)
+RCAN_2018 = Citation(
+    "Zhang et al. Image super-resolution using very deep residual channel attention "
+    "networks (RCAN). ECCV 2018.",
+    doi="10.1007/978-3-030-01234-2_18",
+)
+#: The papers behind each generator architecture (cited by exported packages).
+ARCH_CITATIONS: dict[str, tuple[Citation, ...]] = {
+    "dfcan": (QIAO_2021,),
+    "rcan": (RCAN_2018, QIAO_2021),
+    "resunet": (UNET_2015, QIAO_2021),
+}
 
 
 class SuperResConfig(ModelConfig):
@@ -93,6 +111,7 @@ class SuperResolution(CARE):
 
     method = "superres"
     config_class = SuperResConfig  # type: ignore[assignment]
+    tags = ("super-resolution", "restoration")
 
     def __init__(self, config: SuperResConfig | None = None) -> None:
         RestorationModel.__init__(self, config or SuperResConfig())  # type: ignore[arg-type]
@@ -108,6 +127,12 @@ class SuperResolution(CARE):
         upsampled ones (s² times more pixels)."""
         cfg = self.config.network
         return 4.0 * cfg.width * (8 + 6 * cfg.scale**2)
+
+    def export_info(self) -> ExportInfo:
+        """As a restoration model's, with ``scale``× the pixels out and its architecture's
+        papers."""
+        info = super().export_info()
+        return dataclasses.replace(info, citations=ARCH_CITATIONS[self.config.network.arch])
 
     def training_extras(self) -> dict[str, Any]:
         extras: dict[str, Any] = {"loss_fn": content_loss(self.config.loss)}

@@ -34,7 +34,7 @@ from scipy import ndimage
 
 from abbe.compute import network_on, torch_threads
 from abbe.errors import AbbeWarning, InputError
-from abbe.models.base import DEFAULT_MEMORY_MB, Model
+from abbe.models.base import DEFAULT_MEMORY_MB, UNET_2015, Citation, ExportInfo, Model
 from abbe.segment.config import SegmenterConfig
 from abbe.segment.postprocess import drop_faint, measure_blobs, merge_convex, postprocess
 from abbe.segment.stack import drop_thin, stitch_planes, trim_axially
@@ -63,6 +63,12 @@ AMBIGUITY = 3.0
 #: training-like simulations, 1.1–1.4 on widefield nuclei 25–55 px in radius, 2.3–2.9 on nuclei
 #: filling a 768² image (radius 290–320 px, first measured 100–125 px: split into four).
 COARSE_RATIO = 2.0
+
+NAYLOR_2019 = Citation(
+    "Naylor et al. Segmentation of nuclei in histopathology images by deep regression of "
+    "the distance map. IEEE TMI 38:448 (2019).",
+    doi="10.1109/TMI.2018.2865709",
+)
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,51 @@ class Segmenter(Model):
 
         torch.manual_seed(self.config.training.seed)
         return UNet(self.config.network)
+
+    def export_info(self) -> ExportInfo:
+        """The network's maps (foreground, normalized distance, contacts) as probabilities;
+        the zoom to the model's nucleus size and the watershed stay in abbe."""
+        cfg = self.config
+        lo, hi = cfg.percentiles
+        channels = ("foreground", "distance", "contact")[: cfg.network.out_channels]
+        size = (
+            f" (median {2 * cfg.typical_radius_px:.0f} px across)" if cfg.typical_radius_px else ""
+        )
+        return ExportInfo(
+            kind="image",
+            spatial_axes="YX",
+            input_description=(
+                f"a fluorescence image of nuclei{size}; its {lo:g} and {hi:g} percentiles are "
+                "mapped to 0 and 1"
+            ),
+            output_description=(
+                "per pixel: probability of lying in a nucleus, and the distance to the nucleus' "
+                "border over that nucleus' largest one (1 at its centre)"
+                + (
+                    ", and the probability of a contact between nuclei"
+                    if len(channels) == 3
+                    else ""
+                )
+            ),
+            output_channels=channels,
+            percentiles=(lo, hi),
+            activation="sigmoid",
+            output_range=(0.0, 1.0),
+            citations=(UNET_2015, NAYLOR_2019),
+            tags=("segmentation", "nuclei", "instance-segmentation", "distance-map"),
+            limits=(
+                f"Maps only: abbe segment zooms each image so its nuclei have the training "
+                f"size{size} and grows seeds (distance above {cfg.seed_threshold:g}) inside the "
+                f"foreground (above {cfg.foreground_threshold:g}) into labelled nuclei by a "
+                "watershed; bioimage.io tools see the maps alone. Give images whose nuclei have "
+                "about the training size.",
+                *(
+                    ("With the contact map, abbe seeds on distance × (1 − contact).",)
+                    if len(channels) == 3
+                    else ()
+                ),
+            ),
+        )
 
     def fit(
         self,

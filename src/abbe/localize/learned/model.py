@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from abbe.compute import network_on, torch_threads
-from abbe.errors import InputError
+from abbe.errors import InputError, ModelError
 from abbe.localize.learned.config import LocalizerConfig
 from abbe.localize.learned.decoding import calibrate_threshold, detections, positions
 from abbe.localize.learned.targets import normalize_frames, targets
 from abbe.localize.learned.training import SimulatedBatches, localization_loss
-from abbe.models.base import DEFAULT_MEMORY_MB, Model, ModelConfig
+from abbe.models.base import DEFAULT_MEMORY_MB, ExportInfo, Model, ModelConfig
 from abbe.simulate.camera import Camera
 
 
@@ -57,6 +57,14 @@ class Localizer(Model):
     def build_network(self) -> torch.nn.Module:
         torch.manual_seed(self.config.training.seed)
         return self._new_network()
+
+    def export_info(self) -> ExportInfo:
+        """Not exportable: its output is a table decoded from six sparse maps."""
+        raise ModelError(
+            "a learned localizer cannot be exported: its output is a table of localizations "
+            "decoded from six sparse maps (presence, offsets, their spread, photons), which no "
+            "bioimage.io or ONNX tool reads; export a Deep-STORM model (a density image) instead"
+        )
 
     def _new_network(self) -> torch.nn.Module:
         from abbe.nn import UNet

@@ -3,7 +3,9 @@
 An exporter is a function ``(model, path) -> Path`` registered under a format name with
 :func:`register`; :func:`export` (and :meth:`abbe.models.base.Model.export`) checks the output
 and calls it. The exporter sees only the model contract (``model.network``, ``model.config``,
-``model.example_input()``), so a format written once serves every method.
+``model.example_input()``, ``model.export_info()``), so a format written once serves every
+method: ``torchscript`` and ``onnx`` (the network alone) and ``bioimageio`` (a BioImage Model
+Zoo package: both, a state dict, pre- and post-processing, test tensors, documentation).
 """
 
 from __future__ import annotations
@@ -46,8 +48,14 @@ def export(
     target = Path(path)
     if target.exists() and not overwrite:
         raise OutputExistsError("already exists; pass --overwrite to replace it", target)
+    if target.is_dir():
+        raise OutputExistsError("is a folder; give a file name", target)
     return _FORMATS[format](model, target)
 
 
 def _load_builtin() -> None:
-    from abbe.models.export import torchscript  # noqa: F401  (registers itself)
+    from abbe.models.export import (  # noqa: F401  (each registers itself)
+        bioimage_package,
+        onnx_export,
+        torchscript,
+    )
