@@ -209,7 +209,7 @@ def _bad_hash(rdf):
         ("missing-weights", "torchscript: weights.pt is not in the package"),
         ("url-weights", "is a URL (abbe does not download weights)"),
         ("bad-hash", "weights.pt: its SHA-256 differs"),
-        ("unknown-op", "preprocessing step 'softmax' is not supported"),
+        ("unknown-op", "preprocessing step 'stardist_postprocess' is not supported"),
         ("outside", "names a file outside the package: ../weights.pt"),
     ],
 )
@@ -233,7 +233,8 @@ def test_what_abbe_cannot_run_is_one_line_naming_the_package(tmp_path, kind, mat
                 source="https://example.com/weights.pt"
             ),
             "bad-hash": _bad_hash,
-            "unknown-op": _op({"id": "softmax", "kwargs": {"axis": "channel"}}),
+            # Not a spec 0.5 step (softmax, the former example, is now run).
+            "unknown-op": _op({"id": "stardist_postprocess"}),
             "outside": lambda rdf: rdf["weights"]["torchscript"].update(source="../weights.pt"),
         }
         drop = ("weights.pt",) if kind == "missing-weights" else ()
@@ -270,6 +271,12 @@ def test_processing_steps_follow_their_formulas():
     np.testing.assert_allclose(lin[:, 1], 3 * x[:, 1] + 1, rtol=1e-6)
     assert run("clip", {"min": 0.0, "max": 4.0}).max() <= 4.0
     assert processing.apply([Op("sigmoid")], np.zeros(3, np.float32), AXES, {})[0] == 0.5
+    # softmax along the channel axis: exp(x_c) / Σ exp, so sums are 1 and ratios e^(Δx).
+    soft = run("softmax", {"axis": "channel"})
+    np.testing.assert_allclose(soft.sum(axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(
+        soft[:, 0] / soft[:, 1], np.exp(x[:, 0] - x[:, 1]).astype(np.float64), rtol=1e-4
+    )
     assert run("binarize", {"threshold": 5.0}).sum() == (x > 5.0).sum()
     assert run("ensure_dtype", {"dtype": "uint8"}).dtype == np.uint8
     ref = rng.normal(100.0, 10.0, size=x.shape).astype(np.float32)

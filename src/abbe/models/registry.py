@@ -104,7 +104,7 @@ def read_settings(folder: Path) -> tuple[dict[str, Any], Path]:
     raise ModelError("is not an abbe model folder (no config.yaml)", folder)
 
 
-def load(name_or_path: str | Path) -> Any:
+def load(name_or_path: str | Path, *, weights: str | None = None) -> Any:
     """Load a bundled model by name, a trained model from its folder, whatever its method, or a
     bioimage.io model package (``.zip`` or a folder with ``rdf.yaml``; see
     :mod:`abbe.models.packages`).
@@ -117,7 +117,14 @@ def load(name_or_path: str | Path) -> Any:
     from abbe.models.packages import is_package, load_package
 
     if str(name_or_path) not in _bundled() and is_package(name_or_path):
-        return load_package(name_or_path)  # a bioimage.io package (zip, or folder with rdf.yaml)
+        # A bioimage.io package (zip, or folder with rdf.yaml); ``weights`` picks its format.
+        return load_package(name_or_path, weights=weights)
+    if weights is not None:
+        raise ModelError(
+            f"weights={weights!r} chooses the weights of a bioimage.io package; an abbe model "
+            "has one set of weights",
+            name_or_path,
+        )
     folder = resolve(name_or_path)
     data, path = read_settings(folder)
     method = data.get("method")

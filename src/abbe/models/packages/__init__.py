@@ -17,13 +17,13 @@ if TYPE_CHECKING:
     from abbe.models.packages.model import PackageModel
 
 
-def load_package(path: str | os.PathLike[str]) -> PackageModel:
+def load_package(path: str | os.PathLike[str], *, weights: str | None = None) -> PackageModel:
     """Load a bioimage.io package; see :func:`abbe.models.packages.model.load_package`.
 
     Imported on use, so ``import abbe.models`` stays free of torch and onnxruntime."""
     from abbe.models.packages.model import load_package as _load
 
-    return _load(path)
+    return _load(path, weights=weights)
 
 
 __all__ = ["is_package", "load_package"]

@@ -94,9 +94,11 @@ class PackageModel(Model):
 
     # ------------------------------------------------------------------ contract
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> PackageModel:  # type: ignore[override]
+    def load(  # type: ignore[override]
+        cls, path: str | os.PathLike[str], *, weights: str | None = None
+    ) -> PackageModel:
         """Load a package (see :func:`load_package`)."""
-        return load_package(path)
+        return load_package(path, weights=weights)
 
     def build_network(self) -> Any:
         raise ModelError("a bioimage.io package brings its own network", self.source)
@@ -113,10 +115,39 @@ class PackageModel(Model):
         )
 
     @property
+    def scale(self) -> int:
+        """Output pixels per input pixel along Y and X (2 for a 2× super-resolution package)."""
+        return self.spec.scale
+
+    @property
     def network_config(self) -> _Geometry:
+        """Context per side in input pixels (the output's halo over the scale; 32 when the
+        package gives none) and the input's size multiple."""
+        multiple = (self._multiple("y"), self._multiple("x"))
+        if self.spec.kind == "classes":
+            return _Geometry(receptive_radius=0, multiple=multiple)
         halos = [self.spec.output.axis(n).halo for n in ("y", "x")]  # type: ignore[union-attr]
-        halo = max(halos) or DEFAULT_HALO
-        return _Geometry(receptive_radius=halo, multiple=(self._multiple("y"), self._multiple("x")))
+        halo = -(-max(halos) // self.scale) or DEFAULT_HALO
+        return _Geometry(receptive_radius=halo, multiple=multiple)
+
+    @property
+    def denormalizes(self) -> bool:
+        """Whether :meth:`predict` returns the input's units rather than the package's
+        normalized output: only for packages abbe wrote from a restoration model, whose
+        ``config.abbe.output`` says ``input-normalized`` (see :meth:`_denormalize`)."""
+        cfg = self.spec.abbe
+        return cfg.get("output") == "input-normalized" and self._scale_range() is not None
+
+    def units_note(self) -> str | None:
+        """One console line on the units of :meth:`predict`'s result, or None."""
+        if not self.denormalizes:
+            return None
+        lo, hi = self.spec.abbe.get("percentiles", ("low", "high"))
+        return (
+            f"output in the input's units: the package's normalized output is scaled back with "
+            f"each image's {lo:g} and {hi:g} percentiles, as abbe's own "
+            f"{self.spec.abbe.get('name', 'model')} does (package written by abbe)"
+        )
 
     @property
     def bytes_per_pixel(self) -> float:
@@ -201,7 +232,13 @@ class PackageModel(Model):
         Returns
         -------
         float32 array with axes :meth:`output_axes` (the output's channels replace the input's;
-        a single output channel has no C axis unless the input had one).
+        a single output channel has no C axis unless the input had one; Y and X are
+        :attr:`scale` times the input's). In the package's output units, except for a
+        restoration package abbe wrote, whose output is returned in the input's units like
+        abbe's own model's (:attr:`denormalizes`). A classifier package (class scores, no
+        space axes) returns ``(*loop, n_classes)`` probabilities, one row per plane: each
+        plane is one object crop, resized to the package's input size as
+        :meth:`abbe.classify.model.Classifier.prepare` does.
         """
         from abbe.compute import torch_threads
         from abbe.io import check_axes
@@ -211,7 +248,12 @@ class PackageModel(Model):
         axes = check_axes(axes, image.ndim)
         raw, loop_shape = self._to_bcyx(np.asarray(image), axes)
         with torch_threads(threads):
+            if self.spec.kind == "classes":
+                scores = self._classify_bcyx(raw, device)
+                return scores.reshape((*loop_shape, scores.shape[1]))
             result = self._predict_bcyx(raw, tile, memory_mb, device, progress)
+            if self.denormalizes:
+                result = self._denormalize(result, raw)
         result = self._from_bcyx(result, axes, loop_shape)
         if out is not None:
             out[...] = result
@@ -222,12 +264,17 @@ class PackageModel(Model):
         """Run the package on an array in its own input axes (e.g. its test tensor) and return
         the output in its own output axes, as bioimage.io tools do."""
         x = self._from_package(np.asarray(tensor, dtype=np.float32), self.spec.input)
+        if self.spec.kind == "classes":
+            return self._classify_bcyx(np.ascontiguousarray(x), device)
         y = self._predict_bcyx(np.ascontiguousarray(x), device=device, **kw)
         return self._to_package(y, self.spec.output)
 
     def output_axes(self, axes: str) -> str:
-        """The axes of :meth:`predict`'s result for an image with ``axes``."""
+        """The axes of :meth:`predict`'s result for an image with ``axes`` (a classifier
+        package: the loop axes and ``C``, its classes)."""
         loop = "".join(a for a in axes.upper() if a not in "CYX")
+        if self.spec.kind == "classes":
+            return loop + "C"
         keep_c = "C" in axes.upper() or self.spec.output.channels > 1
         return loop + ("C" if keep_c else "") + "YX"
 
@@ -236,6 +283,7 @@ class PackageModel(Model):
         axes = axes.upper()
         size = dict(zip(axes, shape, strict=True))
         size["C"] = self.spec.output.channels
+        size["Y"], size["X"] = size["Y"] * self.scale, size["X"] * self.scale
         return tuple(size[a] for a in self.output_axes(axes))
 
     def check_pixel_size(self, pixel_size_nm: float | None, path: Any = None) -> None:
@@ -313,13 +361,7 @@ class PackageModel(Model):
         n_out = self.spec.output.channels
         tiles = self.tile_shape(pre.shape[2:], tile, memory_mb)
         planes = [
-            self.windowed(
-                lambda w: self._window(w, device),
-                pre[b],
-                tile=tiles,
-                out_channels=n_out,
-                progress=progress,
-            )
+            self._tiled(lambda w: self._window(w, device), pre[b], tiles, n_out, progress)
             for b in range(pre.shape[0])
         ]
         y = np.stack(planes)
@@ -327,6 +369,50 @@ class PackageModel(Model):
         return np.asarray(
             processing.apply(self.spec.output.processing, y, self._out_ids, refs)
         ).astype(np.float32)
+
+    def _tiled(
+        self,
+        fn: Callable[[np.ndarray], np.ndarray],
+        image: np.ndarray,
+        tile: tuple[int, ...] | None,
+        n_out: int,
+        progress: Any = None,
+    ) -> np.ndarray:
+        """:func:`abbe.predict.tiling.predict_tiled` for a package: the same tiles and
+        windows, except that a window smaller than the package accepts (the last, short tile
+        of a row) grows toward the image's start rather than being padded at its far end.
+
+        Padding there would put reflected pixels within the network's reach of the core,
+        where the whole image has its own far end; grown backwards, every core sees what it
+        sees in one pass over the whole image, so tiled equals untiled (abbe's own networks
+        take any multiple of their size step and need no such care)."""
+        from abbe.predict.tiling import plan_tiles, read_window
+
+        g = self.network_config
+        shape = tuple(image.shape[1:])
+        whole = tuple(-(-n // m) * m for n, m in zip(shape, g.multiple, strict=True))
+        margin = (g.receptive_radius,) * len(shape)
+        _, tiles = plan_tiles(shape, tile=tile or whole, margin=margin, multiple=g.multiple)
+        f = self.scale
+        out = np.empty((n_out, *(n * f for n in shape)), dtype=np.float32)
+        iterator: Any = iter(tiles)
+        if progress is not None:
+            iterator = progress(iterator, len(tiles))
+        for t in iterator:
+            window, offset = [], []
+            for w, c, name in zip(t.window, t.core_in_window, ("y", "x"), strict=True):
+                start = min(w.start, max(0, w.stop - self._valid_size(w.stop - w.start, name)))
+                window.append(slice(start, w.stop))
+                offset.append(c.start + w.start - start)  # the core's start in the window
+            result = fn(read_window(image, tuple(window)))
+            dst: list[slice] = [slice(None)]
+            src: list[slice] = [slice(None)]
+            for c, k in zip(t.core, offset, strict=True):
+                size = (c.stop - c.start) * f
+                dst.append(slice(c.start * f, c.start * f + size))
+                src.append(slice(k * f, k * f + size))
+            out[tuple(dst)] = result[tuple(src)]
+        return out
 
     def _window(self, window: np.ndarray, device: str | None) -> np.ndarray:
         """One window (C, h, w) → (C_out, h, w): padded to a size the input accepts, arranged
@@ -338,7 +424,73 @@ class PackageModel(Model):
             window = np.pad(window, pad, mode="reflect" if min(h, w) > 1 else "edge")
         x = self._to_package(window[None], self.spec.input)
         y = self.runner(x, device)
-        return self._from_package(y, self.spec.output)[0][:, :h, :w]
+        f = self.scale
+        return self._from_package(y, self.spec.output)[0][:, : h * f, : w * f]
+
+    def _classify_bcyx(self, raw: np.ndarray, device: str | None) -> np.ndarray:
+        """Class probabilities ``(B, n_classes)`` of each plane of ``raw`` ``(B, C, Y, X)``:
+        no tiling (one crop is one object); planes of another size than the package's fixed
+        input are resized first, with the classifier's own :func:`whole_image_crop`."""
+        from abbe.classify.model import whole_image_crop
+
+        fixed = self._fixed()
+        if fixed is not None and raw.shape[2:] != fixed:
+            if fixed[0] != fixed[1]:
+                raise InputError(
+                    f"takes {fixed[0]}×{fixed[1]} crops; the image is "
+                    f"{raw.shape[2]}×{raw.shape[3]}",
+                    self.source,
+                )
+            raw = np.stack(
+                [np.stack([whole_image_crop(c, fixed[0]).crop for c in plane]) for plane in raw]
+            ).astype(np.float32)
+        pre = processing.apply(self.spec.input.processing, raw, self._in_ids, {})
+        x = self._to_package(np.asarray(pre, dtype=np.float32), self.spec.input)
+        y = np.asarray(self.runner(x, device), dtype=np.float32)
+        ids = ("batch", "channel")
+        kinds = [a.type for a in self.spec.output.axes]
+        if "batch" not in kinds:
+            y, kinds = y[None], ["batch", *kinds]
+        if "channel" not in kinds:
+            y, kinds = y[..., None], [*kinds, "channel"]
+        y = y.transpose([kinds.index("batch"), kinds.index("channel")])
+        refs = {self.spec.input.id: (raw, self._in_ids)}
+        return np.asarray(processing.apply(self.spec.output.processing, y, ids, refs), np.float32)
+
+    def _scale_range(self) -> Any:
+        """The input's ``scale_range`` step without a reference tensor (None if there is none)."""
+        return next(
+            (
+                op
+                for op in self.spec.input.processing
+                if op.id == "scale_range" and not op.kwargs.get("reference_tensor")
+            ),
+            None,
+        )
+
+    def _denormalize(self, y: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Back to the input's units: each plane and channel of the output ``(B, C, Y, X)``
+        named in ``config.abbe.normalized_channels`` times (high − low + eps) plus low, where
+        low and high are the percentiles the package's ``scale_range`` took of that plane —
+        :func:`abbe.data.normalize.denormalize`, the inverse abbe's restoration models apply."""
+        from abbe.data.normalize import denormalize
+
+        op = self._scale_range()
+        kw = op.kwargs
+        eps = float(kw.get("eps", 1e-6))
+        names = self.spec.output.channel_names
+        wanted = self.spec.abbe.get("normalized_channels") or names or [0]
+        channels = [names.index(c) if c in names else int(c) for c in wanted]
+        y = np.array(y, dtype=np.float32, copy=True)
+        for b in range(raw.shape[0]):
+            source = raw[b, 0] if raw.shape[1] == 1 else raw[b]
+            lo, hi = np.percentile(
+                np.asarray(source, dtype=np.float64),
+                [float(kw.get("min_percentile", 0.0)), float(kw.get("max_percentile", 100.0))],
+            )
+            for c in channels:
+                y[b, c] = denormalize(y[b, c], float(lo), float(hi) + eps)
+        return y
 
     def _valid_size(self, n: int, name: str) -> int:
         a = self.spec.input.axis(name)
@@ -381,15 +533,15 @@ class PackageModel(Model):
         return y.transpose([ids.index(n) for n in ("batch", "channel", "y", "x")])
 
 
-def load_package(path: str | os.PathLike[str]) -> PackageModel:
+def load_package(path: str | os.PathLike[str], *, weights: str | None = None) -> PackageModel:
     """Load a bioimage.io model package (a ``.zip`` or a folder with ``rdf.yaml``).
 
     Checks the RDF (spec 0.5, 2D axes, processing steps abbe runs) and each file's SHA-256 where
     the RDF gives one, then loads the first weights abbe can run (TorchScript, ONNX, PyTorch
-    state dict; see :func:`abbe.models.packages.runtime.open_weights`). Every problem is one
-    :class:`abbe.errors.InputError` naming the package.
+    state dict; see :func:`abbe.models.packages.runtime.open_weights`), or the format named by
+    ``weights``. Every problem is one :class:`abbe.errors.InputError` naming the package.
     """
     spec, files = read_spec(Path(path))
     processing.check_ops(spec.input.processing, "preprocessing", spec.path)
     processing.check_ops(spec.output.processing, "postprocessing", spec.path)
-    return PackageModel(spec, files, open_weights(spec, files))
+    return PackageModel(spec, files, open_weights(spec, files, weights=weights))

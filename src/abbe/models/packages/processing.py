@@ -131,6 +131,15 @@ def _sigmoid(x: np.ndarray, axes: tuple[str, ...], kw: dict, refs: dict) -> np.n
         return (1.0 / (1.0 + np.exp(-x.astype(np.float32)))).astype(np.float32)
 
 
+def _softmax(x: np.ndarray, axes: tuple[str, ...], kw: dict, refs: dict) -> np.ndarray:
+    # Spec 0.5: along ``axis`` (default ``channel``); the maximum is subtracted first so that
+    # large scores do not overflow exp.
+    along = axes.index(str(kw.get("axis", "channel")))
+    z = np.asarray(x, dtype=np.float64)
+    z = np.exp(z - z.max(axis=along, keepdims=True))
+    return (z / z.sum(axis=along, keepdims=True)).astype(np.float32)
+
+
 def _binarize(x: np.ndarray, axes: tuple[str, ...], kw: dict, refs: dict) -> np.ndarray:
     return x > _along(kw["threshold"], kw, axes)
 
@@ -148,5 +157,6 @@ _OPS: dict[str, Callable[[np.ndarray, tuple[str, ...], dict, dict], np.ndarray]]
     "scale_mean_variance": _scale_mean_variance,
     "scale_range": _scale_range,
     "sigmoid": _sigmoid,
+    "softmax": _softmax,
     "zero_mean_unit_variance": _zero_mean_unit_variance,
 }

@@ -44,18 +44,27 @@ class Runner:
             self._to(device)
 
 
-def open_weights(spec: PackageSpec, files: PackageFiles) -> Runner:
-    """Load the preferred runnable weights of a package.
+def open_weights(spec: PackageSpec, files: PackageFiles, *, weights: str | None = None) -> Runner:
+    """Load the preferred runnable weights of a package, or only the format ``weights``.
 
     Raises
     ------
     InputError
         When no entry is runnable: only TensorFlow/Keras weights, files missing from the package
         (or given as URLs, which abbe does not download), or a state dict whose architecture
-        cannot be built; the message lists each format and why.
+        cannot be built; the message lists each format and why. With ``weights``: when that
+        format is not one abbe runs, not in the package, or not runnable.
     """
     skipped: dict[str, str] = {}
-    for fmt in RUNNABLE:
+    if weights is not None:
+        if weights not in RUNNABLE:
+            raise InputError(
+                f"weights {weights!r}: abbe runs {', '.join(RUNNABLE)} weights", spec.path
+            )
+        if weights not in spec.weights:
+            listed = ", ".join(spec.weights) or "none"
+            raise InputError(f"has no {weights} weights (it lists {listed})", spec.path)
+    for fmt in RUNNABLE if weights is None else (weights,):
         entry = spec.weights.get(fmt)
         if entry is None:
             continue

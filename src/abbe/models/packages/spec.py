@@ -154,6 +154,13 @@ class PackageSpec:
     cite: tuple[str, ...]
     license: str
     documentation: str | None
+    scale: int = 1
+    abbe: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """``"image"`` (an output with Y and X axes) or ``"classes"`` (scores, no space axes)."""
+        return "image" if self.output.axis("y") is not None else "classes"
 
     @property
     def pixel_size_nm(self) -> float | None:
@@ -240,7 +247,9 @@ def _parse(rdf: dict[str, Any], rdf_name: str, where: Path) -> PackageSpec:
         raise InputError(f"{rdf_name}: 'weights' must map formats to weight entries", where)
     tin = _tensor(inputs[0], "inputs[0]", "preprocessing", rdf_name, where)
     tout = _tensor(outputs[0], "outputs[0]", "postprocessing", rdf_name, where)
-    _check_axes(tin, tout, rdf_name, where)
+    scale = _check_axes(tin, tout, rdf_name, where)
+    config = rdf.get("config")
+    abbe = config.get("abbe") if isinstance(config, dict) else None
     return PackageSpec(
         path=where,
         name=str(need("name")),
@@ -252,6 +261,8 @@ def _parse(rdf: dict[str, Any], rdf_name: str, where: Path) -> PackageSpec:
         cite=tuple(_citation(c) for c in rdf.get("cite") or [] if isinstance(c, dict)),
         license=str(rdf.get("license", "")),
         documentation=rdf.get("documentation"),
+        scale=scale,
+        abbe=dict(abbe) if isinstance(abbe, dict) else {},
     )
 
 
@@ -319,29 +330,53 @@ def _axis(data: Any, label: str, rdf_name: str, where: Path) -> Axis:
     )
 
 
-def _check_axes(tin: TensorSpec, tout: TensorSpec, rdf_name: str, where: Path) -> None:
-    """abbe runs 2D packages: batch, channel, y and x axes, the output the input's size."""
+def _check_axes(tin: TensorSpec, tout: TensorSpec, rdf_name: str, where: Path) -> int:
+    """abbe runs 2D packages: batch, channel, y and x axes; the output either the input's
+    size, an integer factor larger along y and x (super-resolution), or class scores without
+    space axes. Returns that factor (1 for class scores)."""
+    space_out = sorted(a.id for a in tout.axes if a.type == "space")
+    classes = not space_out and all(a.type in ("batch", "channel") for a in tout.axes)
     for t, label in ((tin, "input"), (tout, "output")):
+        if label == "output" and classes:
+            continue
         space = sorted(a.id for a in t.axes if a.type == "space")
         other = [a for a in t.axes if a.type not in ("batch", "channel", "space")]
         if space != ["x", "y"] or other:
             kinds = ", ".join(f"{a.id} ({a.type})" for a in t.axes)
             raise InputError(
                 f"{rdf_name}: the {label} {t.id!r} has axes {kinds}; abbe runs 2D packages "
-                "(batch, channel, y, x), not 3D (z), time or index axes",
+                "(batch, channel, y, x; or batch, channel class scores), not 3D (z), time or "
+                "index axes",
                 where,
             )
-    for name in ("y", "x"):
-        a, b = tout.axis(name), tin.axis(name)
-        assert a is not None and b is not None
-        by_ref = a.ref == (tin.id, name) and a.ref_offset == 0 and a.scale == b.scale
-        same = by_ref or (a.size is not None and a.size == b.size)
-        if not same:
-            raise InputError(
-                f"{rdf_name}: the output's {name} axis is not the input's size (scale or offset "
-                "differ); abbe runs packages whose output has the input's size",
-                where,
-            )
+    if classes:
+        return 1
+    factors = [_factor(tin, tout, name) for name in ("y", "x")]
+    if factors[0] is None or factors[0] != factors[1]:
+        raise InputError(
+            f"{rdf_name}: the output's y and x axes are not the input's size times one whole "
+            "factor (offsets, fixed sizes or unequal scales); abbe runs packages whose output "
+            "is the input's size or a whole multiple of it along y and x",
+            where,
+        )
+    return int(factors[0])
+
+
+def _factor(tin: TensorSpec, tout: TensorSpec, name: str) -> int | None:
+    """Output pixels per input pixel along axis ``name`` (None when not a whole number).
+
+    Spec 0.5 sizes an output axis that references an input axis as
+    ``size_in · scale_in / scale_out + offset``; abbe takes a zero offset and a whole ratio
+    (an exporter may have nudged the scale by a few ulps to keep that integer exact)."""
+    a, b = tout.axis(name), tin.axis(name)
+    assert a is not None and b is not None
+    if a.ref is None:
+        return 1 if a.size is not None and a.size == b.size else None
+    if a.ref != (tin.id, name) or a.ref_offset != 0:
+        return None
+    ratio = b.scale / a.scale
+    whole = round(ratio)
+    return whole if whole >= 1 and abs(ratio - whole) <= 1e-9 * whole else None
 
 
 def _citation(entry: dict[str, Any]) -> str:
