@@ -166,6 +166,143 @@ def test_packaged_onnx_and_torchscript_predict_what_abbe_predicts(name, exported
     assert np.ptp(expected) * unit > 50 * ROUND_TRIP
 
 
+# ----------------------------------------------------------------------------- import
+TILE = 64  # 128² images: four tiles (cores 64², windows with the network's context)
+
+
+def _tiled_reference(model: Any, raw: np.ndarray) -> np.ndarray:
+    """abbe's own prediction of ``raw`` in the package's output units, tiled as the package
+    is tiled (``TILE``): sr-widefield-2x's channel attention pools over the whole window, so
+    its tiled result is not its untiled one (see the README) and tiles must match."""
+    from abbe.data.normalize import percentile_range
+
+    method = model.config.method
+    if method == "superres" or method == "care" or method == "n2v":
+        norm = model.config.normalization
+        lo, hi = percentile_range(raw, norm.low, norm.high)
+        pred = model.predict(raw, axes="YX", tile=TILE, warn=False)
+        return ((pred - lo) / (hi - lo))[None]
+    if method == "segment":
+        return np.stack(model.predict_maps(raw, tile=TILE))
+    if method == "deepstorm":
+        return model.predict_density(raw[None], tile=TILE)[0][None]
+    raise AssertionError(method)
+
+
+@pytest.mark.parametrize("weights", ["torchscript", "onnx"])
+@pytest.mark.parametrize(
+    "name", ["denoise-widefield", "sr-widefield-2x", "nuclei-fluo", "deepstorm"]
+)
+def test_abbe_runs_its_own_packages_as_it_runs_the_models(name, weights, exported):
+    # Issue 22: export, then import, predicts within 1e-4 (max abs, normalized units) of
+    # abbe's own model, on an image of several tiles.
+    from abbe.data.normalize import percentile_range
+
+    model, package = exported(name)
+    raw = _image((128, 128), seed=5)
+    expected = _tiled_reference(model, raw)
+
+    imported = models.load(package, weights=weights)
+    got = imported.predict(_package_input(model, raw)[0, 0], axes="YX", tile=TILE)
+
+    assert imported.weight_format == weights
+    assert imported.tile_shape((128, 128), TILE) == (TILE, TILE)  # four tiles, not one
+    got = got if got.ndim == 3 else got[None]
+    if imported.denormalizes:  # restoration: photons, as abbe's model; compare normalized
+        norm = model.config.normalization
+        lo, hi = percentile_range(raw, norm.low, norm.high)
+        got = (got - lo) / (hi - lo)
+    info = model.export_info()
+    unit = 1 / info.output_gain if info.output_gain and info.activation is None else 1.0
+    assert got.shape == expected.shape  # ×2 along Y and X for sr-widefield-2x and Deep-STORM
+    assert np.abs(got - expected).max() * unit < ROUND_TRIP
+    assert np.ptp(expected) * unit > 50 * ROUND_TRIP
+
+
+def test_a_short_last_tile_is_predicted_as_in_one_pass(packages):
+    # 150×170 at tile 64: the last window of a row (46 px) is below the package's 64 px
+    # minimum. Padded at its far end it differed from one pass by 5.0 photons; grown toward
+    # the image's start it sees what the whole image shows there.
+    from abbe.data.normalize import percentile_range
+
+    raw = _image((150, 170), seed=9)
+    imported = models.load(packages["denoise-widefield"], weights="onnx")
+
+    tiled = imported.predict(raw, axes="YX", tile=TILE)
+    whole = imported.predict(raw, axes="YX", tile=None)
+
+    lo, hi = percentile_range(raw, 1.0, 99.8)
+    assert np.abs(tiled - whole).max() / (hi - lo) < ROUND_TRIP
+
+
+@pytest.mark.parametrize("weights", ["torchscript", "onnx"])
+def test_the_classifier_package_gives_abbes_class_probabilities(weights, packages):
+    # One crop per plane; crops not of the package's size are resized as abbe classify does.
+    model = models.load("nuclei-shape")
+    s = model.config.crop_size
+    crops = np.stack([_image((s, s), seed) for seed in (1, 2, 3)] + [_image((s, s), 4)])
+    crops[3] = crops[3][::-1]  # four different crops
+    small = np.stack([_image((s // 2 + 3, s // 2 + 3), seed) for seed in (6, 7)])
+
+    imported = models.load(packages["nuclei-shape"], weights=weights)
+    got, got_small = imported.predict(crops, axes="SYX"), imported.predict(small, axes="SYX")
+
+    assert imported.spec.kind == "classes" and imported.output_axes("SYX") == "SC"
+    assert got.shape == (4, len(model.config.classes))
+    assert np.abs(got - model.predict_proba(list(crops))).max() < ROUND_TRIP
+    assert np.abs(got_small - model.predict_proba(list(small))).max() < ROUND_TRIP
+    assert np.allclose(got.sum(axis=1), 1, atol=1e-5) and np.ptp(got) > 50 * ROUND_TRIP
+
+
+def test_an_abbe_model_takes_no_weights_choice_and_a_package_names_what_it_lacks(packages):
+    from abbe.errors import InputError
+
+    with pytest.raises(ModelError, match=r"chooses the weights of a bioimage\.io package"):
+        models.load("denoise-widefield", weights="onnx")
+    with pytest.raises(InputError, match="abbe runs torchscript, onnx, pytorch_state_dict"):
+        models.load(packages["denoise-widefield"], weights="keras_hdf5")
+
+
+def test_restoration_packages_record_how_abbe_undoes_their_normalization(packages):
+    abbe_cfg = _rdf(packages["denoise-widefield"])["config"]["abbe"]
+    classifier = _rdf(packages["nuclei-shape"])["config"]["abbe"]
+
+    norm = models.load("denoise-widefield").config.normalization
+    assert abbe_cfg["output"] == "input-normalized"
+    assert abbe_cfg["percentiles"] == [norm.low, norm.high]
+    assert abbe_cfg["normalized_channels"] == ["restored"]
+    assert "output" not in classifier  # probabilities stay as they are
+
+
+def test_cli_restores_with_a_package_as_with_the_model(cli, packages, tmp_path):
+    # abbe restore IN -m denoise-widefield.zip gives -m denoise-widefield's image (photons),
+    # and says so; -m sr-widefield-2x.zip writes 2× the pixels at half the pixel size.
+    from abbe import io
+
+    raw = _image((96, 112), seed=8)
+    io.write(tmp_path / "in.tif", raw, io.Meta("YX", pixel_size_nm=100.0))
+    runs = {
+        key: cli("restore", tmp_path / "in.tif", "-m", model, "-o", tmp_path / f"{key}.tif")
+        for key, model in (
+            ("own", "denoise-widefield"),
+            ("pkg", packages["denoise-widefield"]),
+            ("sr", packages["sr-widefield-2x"]),
+        )
+    }
+    shape = cli(
+        "restore", tmp_path / "in.tif", "-m", packages["nuclei-shape"], "-o", tmp_path / "x.tif"
+    )
+
+    assert all(r.code == 0 for r in runs.values()), {k: r.err for k, r in runs.items()}
+    own, pkg = (np.asarray(io.read(tmp_path / f"{k}.tif")[0]) for k in ("own", "pkg"))
+    assert np.abs(pkg - own).max() < 1e-4 * np.abs(own).max()
+    assert "output in the input's units" in runs["pkg"].out
+    sr, meta = io.read(tmp_path / "sr.tif")
+    assert sr.shape == (192, 224) and meta.pixel_size_nm == pytest.approx(50.0)
+    assert shape.code == 2 and "is a classifier package" in shape.err
+    assert len(shape.err.strip().splitlines()) == 1
+
+
 # ----------------------------------------------------------------------------- bioimage.io
 def _client_test(path: Path, **options: Any) -> Any:
     """``bioimageio test`` through its Python API (offline: everything is in the zip)."""

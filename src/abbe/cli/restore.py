@@ -86,6 +86,8 @@ def restore(
     package = hasattr(m, "spec")  # a bioimage.io package (abbe.models.packages)
     if package and not quiet:
         out.print(f"model: {m.describe()}")
+        if m.units_note():
+            out.print(m.units_note(), markup=False)
     jobs = list(zip(inputs, targets, strict=True))
     for path, target in progress(jobs, "restoring", quiet=quiet or len(jobs) < 2):
         lazy = path.name.lower().endswith(".zarr") or target.name.lower().endswith(".zarr")
@@ -112,6 +114,12 @@ def _check_restoration_model(m: Any, name: str) -> None:
     from abbe.models.packages.model import PackageModel
     from abbe.restore.model import RestorationModel
 
+    if isinstance(m, PackageModel) and m.spec.kind == "classes":
+        raise InputError(
+            "is a classifier package (class scores, no image); run it in Python: "
+            "abbe.models.load(PACKAGE).predict(crops, axes='SYX')",
+            name,
+        )
     if isinstance(m, RestorationModel | PackageModel):  # a package's output is written as is
         return
     use = f"{type(m).usage} {name}" if type(m).usage else f"abbe.models.load({name!r})"
@@ -125,7 +133,10 @@ def _output_meta(model: Any, meta: Any, path: Path) -> Any:
     resolution gain is learnt in nm, so a different sampling gives a different result).
     """
     if hasattr(model, "output_axes"):  # a bioimage.io package: its output's channels
-        return meta.replace(axes=model.output_axes(meta.axes))
+        meta = meta.replace(axes=model.output_axes(meta.axes))
+        if model.scale > 1 and meta.pixel_size_nm:  # a super-resolution package
+            meta = meta.replace(pixel_size_nm=meta.pixel_size_nm / model.scale)
+        return meta
     scale = int(getattr(model, "scale", 1))
     trained = getattr(model.config, "pixel_size_nm", None)
     px = meta.pixel_size_nm

@@ -259,8 +259,26 @@ def describe(model: Any, info: ExportInfo, folder: Path) -> dict[str, Any]:
                 "opset_version": 17,
             },
         },
-        "config": {"abbe": {"version": __version__, "method": cfg.method, "name": name}},
+        "config": {"abbe": _abbe_config(model, info, name)},
     }
+
+
+def _abbe_config(model: Any, info: ExportInfo, name: str) -> dict[str, Any]:
+    """The package's ``config.abbe``: what abbe needs to run the package as it runs the model.
+
+    For a restoration model, ``output: input-normalized`` with the ``percentiles`` of the
+    input's ``scale_range`` and the ``normalized_channels`` in those units: abbe's import
+    multiplies them back into the input's units (the spec has no step that undoes another
+    tensor's percentiles, so other tools give normalized units)."""
+    from abbe.restore.model import RestorationModel
+
+    cfg = model.config
+    entry: dict[str, Any] = {"version": __version__, "method": cfg.method, "name": name}
+    if isinstance(model, RestorationModel) and info.percentiles is not None:
+        entry["output"] = "input-normalized"
+        entry["percentiles"] = [float(p) for p in info.percentiles]
+        entry["normalized_channels"] = [info.output_channels[0]]  # the mean, not log b
+    return entry
 
 
 def _file(path: Path) -> dict[str, str]:
