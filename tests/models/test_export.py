@@ -299,8 +299,12 @@ def test_cli_restores_with_a_package_as_with_the_model(cli, packages, tmp_path):
     assert "output in the input's units" in runs["pkg"].out
     sr, meta = io.read(tmp_path / "sr.tif")
     assert sr.shape == (192, 224) and meta.pixel_size_nm == pytest.approx(50.0)
-    assert shape.code == 2 and "is a classifier package" in shape.err
-    assert len(shape.err.strip().splitlines()) == 1
+    labels = cli(
+        "segment", tmp_path / "in.tif", "-m", packages["nuclei-shape"], "-o", tmp_path / "l.tif"
+    )
+    for refused in (shape, labels):
+        assert refused.code == 2 and "is a classifier package" in refused.err
+        assert len(refused.err.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- bioimage.io

@@ -114,12 +114,8 @@ def _check_restoration_model(m: Any, name: str) -> None:
     from abbe.models.packages.model import PackageModel
     from abbe.restore.model import RestorationModel
 
-    if isinstance(m, PackageModel) and m.spec.kind == "classes":
-        raise InputError(
-            "is a classifier package (class scores, no image); run it in Python: "
-            "abbe.models.load(PACKAGE).predict(crops, axes='SYX')",
-            name,
-        )
+    if isinstance(m, PackageModel):
+        m.check_image_output()
     if isinstance(m, RestorationModel | PackageModel):  # a package's output is written as is
         return
     use = f"{type(m).usage} {name}" if type(m).usage else f"abbe.models.load({name!r})"

@@ -119,6 +119,7 @@ def _segment_with_package(
     from abbe.models.packages.labels import labels_from_maps, read_channels
 
     m = models.load(model)
+    m.check_image_output()
     reading = read_channels(m.spec)  # before any work: can its maps make labels at all?
     if not run["quiet"]:
         out.print(f"model: {m.describe()}")

@@ -269,6 +269,16 @@ class PackageModel(Model):
         y = self._predict_bcyx(np.ascontiguousarray(x), device=device, **kw)
         return self._to_package(y, self.spec.output)
 
+    def check_image_output(self) -> None:
+        """Refuse a classifier package where an image or maps are expected (``abbe restore``,
+        ``abbe segment``), in one line saying how to run it."""
+        if self.spec.kind == "classes":
+            raise InputError(
+                "is a classifier package (class scores, no image or maps); run it in Python: "
+                "abbe.models.load(PACKAGE).predict(crops, axes='SYX')",
+                self.source,
+            )
+
     def output_axes(self, axes: str) -> str:
         """The axes of :meth:`predict`'s result for an image with ``axes`` (a classifier
         package: the loop axes and ``C``, its classes)."""
