@@ -191,6 +191,14 @@ def _tf(rdf):
     rdf["weights"] = {"tensorflow_saved_model_bundle": {"source": "tf.zip"}}
 
 
+def _offset(rdf):
+    # An output 2× finer but 4 px larger than 2× the input: not a whole factor of its size.
+    for axis in rdf["outputs"][0]["axes"][2:]:
+        axis.update(scale=0.5, size={"tensor_id": "raw", "axis_id": axis["id"], "offset": 4})
+    for axis in rdf["inputs"][0]["axes"][2:]:
+        axis.update(scale=1.0)
+
+
 def _bad_hash(rdf):
     rdf["weights"]["torchscript"]["sha256"] = "0" * 64
 
@@ -210,6 +218,7 @@ def _bad_hash(rdf):
         ("url-weights", "is a URL (abbe does not download weights)"),
         ("bad-hash", "weights.pt: its SHA-256 differs"),
         ("unknown-op", "preprocessing step 'stardist_postprocess' is not supported"),
+        ("offset", "the output's y and x axes are not the input's size times one whole factor"),
         ("outside", "names a file outside the package: ../weights.pt"),
     ],
 )
@@ -235,6 +244,7 @@ def test_what_abbe_cannot_run_is_one_line_naming_the_package(tmp_path, kind, mat
             "bad-hash": _bad_hash,
             # Not a spec 0.5 step (softmax, the former example, is now run).
             "unknown-op": _op({"id": "stardist_postprocess"}),
+            "offset": _offset,
             "outside": lambda rdf: rdf["weights"]["torchscript"].update(source="../weights.pt"),
         }
         drop = ("weights.pt",) if kind == "missing-weights" else ()
