@@ -7,9 +7,15 @@ the weights tile by tile through :meth:`Model.windowed` (the one tiling path of
 
 Tiling. Each tile is predicted in a window that extends the package's output ``halo`` (32 px
 when the package gives none) beyond its core, and only the core is kept, so tiles have no seams
-within the network's context. Windows are padded (reflect, at their far end) to a size the
-input accepts: the fixed size, or the next ``min + k·step``. A fixed-size network (e.g. 512²)
-on a larger image is tiled with cores of ``size − 2·halo``.
+within the network's context. A window smaller than the input accepts (the fixed size, or the
+next ``min + k·step``) grows toward the image's start; only an image smaller than that is
+padded (reflect, at its far end). A fixed-size network (e.g. 512²) on a larger image is tiled
+with cores of ``size − 2·halo``. An output ``scale``× finer than the input (super-resolution)
+has tiles ``scale``× the input's and a halo of ``scale`` × the input's context.
+
+Units. The output is the package's, except for restoration packages that abbe wrote
+(``config.abbe.output: input-normalized``): those are scaled back into the input's units with
+the percentiles the package's ``scale_range`` took of each image, as abbe's own model does.
 """
 
 from __future__ import annotations
