@@ -137,6 +137,7 @@ class RestorationModel(Model):
             scale=self.scale,
             citations=self.citations,
             tags=self.tags,
+            sample="filaments" if cfg.axes == "YX" else "blobs",
             limits=(
                 "Outputs are in the normalized units of each input image (see outputs).",
                 "Trained for the conditions listed under training data; images far from them "

@@ -189,6 +189,7 @@ class Segmenter(Model):
             activation="sigmoid",
             output_range=(0.0, 1.0),
             citations=(UNET_2015, NAYLOR_2019),
+            sample="nuclei",
             tags=("segmentation", "nuclei", "instance-segmentation", "distance-map"),
             limits=(
                 f"Maps only: abbe segment zooms each image so its nuclei have the training "

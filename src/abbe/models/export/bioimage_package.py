@@ -43,6 +43,9 @@ INPUT_ID, OUTPUT_ID = "raw", "prediction"
 AGREEMENT = 1e-4
 #: Smallest spatial edge a package accepts (rounded up to the network's multiple).
 MIN_EDGE = 16
+#: Smallest Y/X edge of the test tensors, from which the cover is made: large enough to show
+#: structure (a few filaments, a dozen nuclei), small enough to keep `bioimageio test` quick.
+COVER_EDGE = 128
 EPS = 1e-6  # scale_range's epsilon (the spec's default)
 
 _FILES = {
@@ -124,18 +127,56 @@ def write_package_folder(model: Any, info: ExportInfo, folder: Path) -> Path:
 
 # ----------------------------------------------------------------------------- test tensors
 def sample_input(model: Any, info: ExportInfo, seed: int = 0) -> np.ndarray:
-    """A raw test image ``(1, C, *spatial)`` float32 of :func:`test_shape`: blobs of several
-    sizes on a background, with shot noise (seeded), in photons; for a model with a fixed
-    input gain (frames in photo-electrons) median-subtracted and brightened so that the blobs
-    peak near ``1 / input_gain``."""
+    """A raw test image ``(1, C, *spatial)`` float32 of :func:`test_shape`, seeded, of what the
+    model is for (:attr:`ExportInfo.sample`): a simulated widefield image of filaments at the
+    model's pixel size, simulated nuclei of the model's size, or generic blobs."""
     shape = (1, model.example_input().shape[1], *test_shape(model, info))
-    rng = np.random.default_rng(seed)
     spatial = shape[2:]
-    grid = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in spatial], indexing="ij")
-    signal = np.zeros(spatial, np.float32)
-    small = min(spatial[-2:])
-    for _ in range(max(4, int(np.prod(spatial[-2:]) / 300))):
-        centre = [rng.uniform(0.1 * n, 0.9 * n) for n in spatial]
+    if info.sample == "filaments" and len(spatial) == 2:
+        image = _filaments(spatial, pixel_size_nm(model) or 100.0, seed)
+    elif info.sample == "nuclei" and len(spatial) == 2:
+        image = _nuclei(spatial, getattr(model.config, "typical_radius_px", None), seed)
+    else:
+        image = _blobs(spatial, info, seed)
+    return np.broadcast_to(image, shape).astype(np.float32).copy()
+
+
+def _filaments(shape: tuple[int, ...], pixel_size_nm: float, seed: int) -> np.ndarray:
+    """Dim widefield filaments (peak 20 photons over 5, sCMOS noise), as in abbe's sample."""
+    from abbe.simulate import widefield
+
+    sim = widefield(
+        "filaments",
+        size=(int(shape[0]), int(shape[1])),
+        pixel_size_nm=pixel_size_nm,
+        photons=20.0,
+        background=5.0,
+        seed=seed,
+    )
+    return np.asarray(sim.input, np.float32)
+
+
+def _nuclei(shape: tuple[int, ...], radius_px: float | None, seed: int) -> np.ndarray:
+    """Simulated nuclei; their long semi-axis around the size the model was trained for
+    (segmentation packages hold no zoom to the model's nucleus size)."""
+    from abbe.simulate.cells import NucleiImageConfig, nuclei_image
+
+    config = NucleiImageConfig()
+    if radius_px:
+        config = config.model_copy(update={"radius_px": (0.8 * radius_px, 1.25 * radius_px)})
+    return nuclei_image((int(shape[0]), int(shape[1])), config, seed=seed).image
+
+
+def _blobs(shape: tuple[int, ...], info: ExportInfo, seed: int) -> np.ndarray:
+    """Blobs of several sizes on a background, with shot noise, in photons; for a model with a
+    fixed input gain (frames in photo-electrons) median-subtracted and brightened so that the
+    blobs peak near ``1 / input_gain``."""
+    rng = np.random.default_rng(seed)
+    grid = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij")
+    signal = np.zeros(shape, np.float32)
+    small = min(shape[-2:])
+    for _ in range(max(4, int(np.prod(shape[-2:]) / 300))):
+        centre = [rng.uniform(0.1 * n, 0.9 * n) for n in shape]
         radius = rng.uniform(1.0, small / 8)
         r2 = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True))
         signal += rng.uniform(0.3, 1.0) * np.exp(-r2 / (2 * radius**2)).astype(np.float32)
@@ -144,7 +185,7 @@ def sample_input(model: Any, info: ExportInfo, seed: int = 0) -> np.ndarray:
     image = photons.astype(np.float32)
     if info.input_gain is not None:
         image -= np.float32(np.median(image))
-    return np.broadcast_to(image, shape).astype(np.float32).copy()
+    return image
 
 
 def preprocess(raw: np.ndarray, info: ExportInfo) -> np.ndarray:
@@ -328,9 +369,11 @@ def input_sizes(model: Any, info: ExportInfo) -> list[tuple[int, int]]:
 
 
 def test_shape(model: Any, info: ExportInfo) -> tuple[int, ...]:
-    """Spatial shape of the test tensors: the example input's, grown to the smallest size the
-    package accepts where that is larger."""
-    example = model.example_input().shape[2:]
+    """Spatial shape of the test tensors: the example input's, grown to :data:`COVER_EDGE` in
+    Y and X (the cover is made from them) and to the smallest size the package accepts."""
+    example = list(model.example_input().shape[2:])
+    for i in range(max(0, len(example) - 2), len(example)):
+        example[i] = max(example[i], COVER_EDGE)
     shape = []
     for edge, (low, step) in zip(example, input_sizes(model, info), strict=True):
         if step == 0:
@@ -588,7 +631,8 @@ def cover_png(raw: np.ndarray, output: np.ndarray, info: ExportInfo) -> bytes:
     else:
         right = _resize(_plane(output), (h, w))
     pair = np.concatenate([_display(left), _display(right)], axis=1)
-    big = np.kron(pair, np.ones((4, 4), np.uint8)) if h < 128 else pair
+    zoom = max(1, 256 // h)  # covers are shown ~500 px wide on bioimage.io
+    big = np.kron(pair, np.ones((zoom, zoom), np.uint8))
     buffer = io.BytesIO()
     Image.fromarray(big, mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
