@@ -17,7 +17,8 @@ the photons), hence the density = mean signal / (photons · field area). Nothing
 Two things that are not emitters also fluctuate: a background that changes from frame to frame
 (lamp flicker) and slow drifts (background, bleaching). The first is removed by subtracting
 each frame's mean over the field (it removes a negligible 1/(P·Σh²) of the emitters'
-variance), the second by subtracting a moving average over time before taking the variance.
+variance), the second by taking the variance from differences of frames 10 apart, which a
+slow drift barely changes. Emitters are assumed to stay on for well under 10 frames.
 """
 
 from __future__ import annotations
@@ -80,18 +81,23 @@ class _Cumulants:
     third: float
 
 
-def _cumulants(e: Electrons, window: int) -> _Cumulants:
+def _cumulants(e: Electrons, window: int, lag: int) -> _Cumulants:
     """Cumulants of the frames' fluctuations after removing each frame's mean over the field
-    (flicker) and a ``window``-frame moving average (drift, bleaching)."""
+    (flicker). The second from differences of frames ``lag`` apart, Var = E[(x_t+L − x_t)²]/2:
+    a drift moves it by only (slope·L)²/2, and it is not lowered by emitters that stay on for
+    a few frames (a moving average would take their correlated share away: with on-times of
+    2 frames a 31-frame average lowered it 7 %, a 21-frame one 10 %). The third, which needs
+    signed deviations, from the residual of a ``window``-frame moving average (drift and
+    bleaching removed)."""
     data = np.asarray(e.data, dtype=np.float64)
     mean = data.mean(0)
     flat = data - data.mean(axis=(1, 2), keepdims=True)
+    second = ((flat[lag:] - flat[:-lag]) ** 2).mean(0) / 2
     resid = flat - uniform_filter1d(flat, size=window, axis=0, mode="nearest")
     h = window // 2
     resid = resid[h : len(resid) - h] if len(resid) > 2 * h + 2 else resid
-    # For frames independent in time, x − (moving average) keeps a fraction of each cumulant.
+    # For frames independent in time, x − (moving average) keeps this fraction of κ3.
     w = float(window)
-    keep2 = 1.0 - 1.0 / w
     keep3 = (1.0 - 1.0 / w) ** 3 - (w - 1.0) / w**3
     electrons = np.clip(mean, 0, None)
     noise2 = e.excess * electrons + np.broadcast_to(e.read_variance, mean.shape)
@@ -100,7 +106,7 @@ def _cumulants(e: Electrons, window: int) -> _Cumulants:
     noise3 = (6.0 if e.excess > 1.5 else 1.0) * electrons
     return _Cumulants(
         mean=float(np.sum(mean)),
-        second=float(np.sum((resid**2).mean(0) / keep2 - noise2)),
+        second=float(np.sum(second - noise2)),
         third=float(np.sum((resid**3).mean(0) / keep3 - noise3)),
     )
 
@@ -169,7 +175,8 @@ def stack_conditions(
     sigma_px = sigma_nm / pixel_size_nm
     pixels = frames.shape[1] * frames.shape[2]
     window = 31 if len(frames) >= 93 else max(5, (len(frames) // 3) | 1)
-    c = _cumulants(e, window)
+    # Frames 10 apart: blinking on-times of a few frames have decorrelated by then.
+    c = _cumulants(e, window, lag=min(10, len(frames) // 4))
     if background is not None:
         bg = background * e.qe
     else:
