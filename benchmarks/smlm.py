@@ -13,17 +13,20 @@ ANCHORS. abbe runs with its defaults (detection at 6× the filtered noise, up to
 region), given the PSF σ.
 
 Also: the Deep-STORM high-density stack (../shared/data/smlm/deepstorm_demo1, EPFL 2013
-"bundled tubes", ~225 emitters per frame), by fitting and by the learned localizer and
-Deep-STORM, whose simulations take the PSF (power spectrum), photons and background read off
-the stack (given its density). Its camera: an EMCCD, as the EPFL challenge states, baseline
-100 ADU, overall gain measured on the stack by photon transfer (its dimmest pixels, ≈ 2 ADU
-per photo-electron; their skewness, 0.46, is the EM register's, not a CCD's 0.32). Both
-learned methods are also trained for the
-protocol's sCMOS camera, scored on the same stacks as the fit. Each model trains for
-``--minutes`` (default 5) on this CPU.
+"bundled tubes", ~225 emitters per frame = 5.5 /µm²) by fitting, and by Deep-STORM on the
+user's path: the camera from ``abbe calibrate STACK --offset 100 --em-gain 100`` (an EMCCD,
+as the EPFL challenge states; gain by photon transfer), then the very function ``abbe localize
+--method deepstorm --camera cam.json`` calls (``abbe.localize.matching.match_stack``) with its
+defaults: PSF σ (power spectrum), density, photons and background read off the stack's
+fluctuations, 1500 training steps, one model per seed (0, 1, 2; seed 0 is the CLI's default).
+The learned localizer and Deep-STORM are also trained for the protocol's sCMOS camera and
+scored on the same stacks as the fit. Every learned model trains a fixed number of steps
+(``--steps``, ``--dense-steps``), not seconds, so results do not depend on the machine's load.
 
-Run:    .venv/bin/python benchmarks/smlm.py [--quick]
-Output: JSON on stdout, benchmarks/results/smlm.json and smlm.png.
+Run:    .venv/bin/python benchmarks/smlm.py [--quick] [--only learned_dense [--seeds 0 1 2]]
+Output: JSON on stdout, benchmarks/results/smlm.json and smlm.png; ``--only learned_dense``
+merges that section (seeds run separately accumulate) into smlm.json, updates its verdicts and
+writes smlm_dense.png.
 """
 
 from __future__ import annotations
