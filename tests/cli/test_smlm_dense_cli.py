@@ -71,6 +71,9 @@ def test_localize_deepstorm_with_only_the_camera_reads_the_density(
     assert metrics["stack_conditions"]["density_source"] == "fluctuations"
     # The photons read (mean of the ×0.5–×1.5 range) are the simulated 1500 within 20 %.
     assert sum(config["photons"]) / 2 == pytest.approx(1500, rel=0.20)
+    # Localize, measure, compare: the untrained stand-in finds far fewer emitters than the
+    # stack holds, and the output says so.
+    assert "the model found" in r.err and "the stack's fluctuations say" in r.err
 
 
 def test_stack_density_still_overrides_what_is_read(cli, dense_dir, tmp_path, no_training):

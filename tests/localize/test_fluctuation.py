@@ -107,3 +107,21 @@ def test_conditions_of_a_dense_stack_need_no_density_given():
     assert np.mean(found["photons"]) == pytest.approx(true_photons, rel=0.15)
     given = estimate_conditions(sim.stack, pixel_size_nm=100.0, camera=EMCCD, density=5.0)
     assert given["density_source"] == "given" and given["stack_density"] == 5.0
+
+
+def test_a_model_that_finds_far_fewer_emitters_than_the_stack_holds_is_flagged():
+    import warnings
+
+    import pandas as pd
+
+    from abbe.errors import AbbeWarning
+    from abbe.localize.matching import check_found_density
+
+    shape = (10, 64, 64)  # 10 frames of 6.4 × 6.4 µm
+    locs = pd.DataFrame({"frame": np.ones(410, int)})  # 410 = 1 per µm² per frame
+    with pytest.warns(AbbeWarning, match="found 1 emitters/µm² .* say 5"):
+        found = check_found_density(locs, shape=shape, pixel_size_nm=100.0, expected=5.0)
+    assert found == pytest.approx(410 / (10 * AREA_UM2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 1 found where 1.5 was read: within ×2, no warning
+        check_found_density(locs, shape=shape, pixel_size_nm=100.0, expected=1.5)

@@ -175,6 +175,14 @@ def localize(
             locs["frame"] += start
             parts.append(locs)
         locs = pd.concat(parts, ignore_index=True)
+        read = (learned.metrics.get("stack_conditions") or {}) if method == "deepstorm" else {}
+        if read.get("density_source") == "fluctuations" and read.get("stack_density"):
+            from abbe.localize.matching import check_found_density
+
+            # Localize, measure, compare with what the stack's blinking said.
+            check_found_density(
+                locs, shape=stack.shape, pixel_size_nm=px, expected=read["stack_density"]
+            )
         check_localizations(
             locs,
             shape=stack.shape,
