@@ -117,9 +117,10 @@ def match_config(
 
 
 #: Training steps of a model matched on the fly (``abbe localize --method deepstorm``): about
-#: what the former 300 s budget gave on this project's 2-core CPU (Deep-STORM 1331 steps,
-#: the localizer 2163 in benchmarks/results/smlm.json), now fixed so that the same seed
-#: gives the same model on a busy or an idle machine.
+#: what the former 300 s budget gave where benchmarks/results/smlm.json was made (Deep-STORM
+#: 1331 steps, the localizer 2163; J 52.5–54.3 % on the dense stack), now fixed so that the
+#: same seed gives the same model on a busy or an idle machine. The time this takes depends on
+#: the machine: on a loaded 2-core CPU a Deep-STORM step took 3.4 s (150 steps in 515 s).
 LOCALIZE_STEPS = 1500
 #: Training steps of ``abbe train deepstorm|localizer`` (about its former 600 s budget).
 TRAIN_STEPS = 3000
