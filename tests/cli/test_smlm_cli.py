@@ -231,8 +231,8 @@ def test_train_a_localizer_on_the_stack_and_use_it(cli, smlm_dir, tmp_path):
         smlm_dir / "camera.json",
         "-o",
         tmp_path / "loc",
-        "--max-time",
-        "20",
+        "--steps",
+        "100",
         "-q",
     )
     assert r.code == 0, r
@@ -274,8 +274,8 @@ def test_localize_with_deepstorm_trains_a_matched_model_and_keeps_it(cli, smlm_d
         tmp_path / "l.csv",
         "--method",
         "deepstorm",
-        "--train-time",
-        "10",
+        "--train-steps",
+        "40",
         *args,
     )
     assert r.code == 0, r

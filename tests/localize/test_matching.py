@@ -44,3 +44,42 @@ def test_settings_neither_given_nor_readable_are_refused():
         match_config("deepstorm", pixel_size_nm=100.0, psf_sigma_nm=130.0)
     with pytest.raises(InputError, match="unknown kind"):
         match_config("gaussian", pixel_size_nm=100.0, **GIVEN)
+
+
+def test_training_by_steps_gives_the_same_model_for_the_same_seed(tmp_path):
+    """Issue 21 item 4: on-the-fly models train a number of steps, not seconds, so the same
+    seed gives the same weights and threshold on a busy or an idle machine."""
+    import warnings
+
+    import torch
+
+    from abbe.localize.deepstorm import DeepStorm
+    from abbe.localize.matching import match_stack
+    from abbe.simulate import Camera
+    from abbe.simulate.smlm import smlm
+
+    camera = Camera(kind="emccd", em_gain=100.0, gain=0.02, offset=100.0, qe=0.9)
+    sim = smlm(frames=40, size=32, density=4.0, structure="filaments", camera=camera, seed=2)
+
+    def trained(seed: int, run: str) -> DeepStorm:
+        cfg, _ = match_stack("deepstorm", sim.stack, pixel_size_nm=100.0, camera=camera,
+                             steps=3, seed=seed)  # fmt: skip
+        assert cfg.training.max_time_s is None
+        # A small network on small patches: seconds, not minutes.
+        cfg = cfg.updated(
+            network={"width": 8, "depth": 2},
+            training={"patch_size": 32, "batch_size": 4, "validation_batches": 1},
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 3 steps make no localizer; it says so
+            return DeepStorm(cfg).fit(work_dir=tmp_path / run)
+
+    a, b = trained(7, "a"), trained(7, "b")
+    assert a.metrics["steps"] == b.metrics["steps"] == 3
+    wa, wb = a.network.state_dict(), b.network.state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a.metrics["val_loss"] == b.metrics["val_loss"]
+    assert a.metrics["detection"] == b.metrics["detection"]
+    # The steps did change the weights (an untrained network would pass the above trivially).
+    fresh = DeepStorm(a.config).network.state_dict()
+    assert not all(torch.equal(wa[k], fresh[k]) for k in wa)

@@ -11,6 +11,7 @@ import typer
 from abbe.cli.common import check_outputs, out, progress, reported_warnings, write_json
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError, Interrupted
+from abbe.localize.matching import LOCALIZE_STEPS
 
 
 def localize(
@@ -32,11 +33,23 @@ def localize(
         None,
         "--stack-density",
         min=0.01,
-        help="deepstorm: typical emitters per µm² per frame (dense data; else read off fits).",
+        help="deepstorm: typical emitters per µm² per frame, overriding what is read off the "
+        "stack's fluctuations (with the photons and background).",
+    ),
+    train_steps: int = typer.Option(
+        LOCALIZE_STEPS,
+        "--train-steps",
+        min=1,
+        help="deepstorm: training batches (the same seed gives the same model on any load).",
     ),
     train_time: float = typer.Option(
-        300.0, "--train-time", min=1.0, help="deepstorm: training time budget, seconds."
+        None,
+        "--train-time",
+        min=1.0,
+        help="deepstorm: also stop training after this many seconds (results then depend on "
+        "the machine's load).",
     ),
+    seed: int = typer.Option(0, "--seed", help="deepstorm: seed of the training."),
     pixel_size_nm: float = typer.Option(
         None, "--pixel-size", min=1e-3, help="Camera pixel, nm (default: from the file)."
     ),
@@ -133,7 +146,14 @@ def localize(
     with reported_warnings(stack_path) as caveats:
         if method == "deepstorm":
             learned = _train_deepstorm(
-                stack, px, camera, psf_sigma_nm, stack_density, train_time, model_dir, quiet
+                stack,
+                px,
+                camera,
+                psf_sigma_nm,
+                stack_density,
+                (train_steps, train_time, seed),
+                model_dir,
+                quiet,
             )
         elif learned is not None:
             _model_caveats(learned, method)
@@ -155,6 +175,14 @@ def localize(
             locs["frame"] += start
             parts.append(locs)
         locs = pd.concat(parts, ignore_index=True)
+        read = (learned.metrics.get("stack_conditions") or {}) if method == "deepstorm" else {}
+        if read.get("density_source") == "fluctuations" and read.get("stack_density"):
+            from abbe.localize.matching import check_found_density
+
+            # Localize, measure, compare with what the stack's blinking said.
+            check_found_density(
+                locs, shape=stack.shape, pixel_size_nm=px, expected=read["stack_density"]
+            )
         check_localizations(
             locs,
             shape=stack.shape,
@@ -243,25 +271,33 @@ def _write_caveats(output: Path, source: Path, caveats: list[str]) -> list[Path]
     return [path]
 
 
-def _train_deepstorm(stack, px, camera, psf_sigma_nm, stack_density, seconds, folder, quiet):
-    """A Deep-STORM trained on simulations matched to ``stack``, saved in ``folder``."""
+def _train_deepstorm(stack, px, camera, psf_sigma_nm, stack_density, budget, folder, quiet):
+    """A Deep-STORM trained on simulations matched to ``stack`` (only the camera needs to be
+    known: density, photons and background are read off the stack), saved in ``folder``.
+    ``budget`` is (steps, seconds or None, seed)."""
     from abbe.localize.deepstorm import DeepStorm
-    from abbe.localize.matching import match_config
+    from abbe.localize.matching import match_stack
 
-    cfg = match_config(
+    steps, seconds, seed = budget
+    cfg, found = match_stack(
         "deepstorm",
-        stack=stack,
+        stack,
         pixel_size_nm=px,
         camera=camera,
         psf_sigma_nm=psf_sigma_nm,
         stack_density=stack_density,
-        training={"max_time_s": seconds, "max_epochs": 100_000},
+        steps=steps,
+        seed=seed,
     )
+    if seconds:
+        cfg = cfg.updated(training={"max_time_s": seconds})
     if not quiet:
+        out.print(_conditions_line(found))
         out.print(
-            f"training Deep-STORM for {seconds:.0f} s on simulations: PSF σ "
-            f"{cfg.psf_sigma_nm:.0f} nm, photons {cfg.photons[0]:.0f}–{cfg.photons[1]:.0f}, "
-            f"background {cfg.background[0]:.0f}–{cfg.background[1]:.0f}, "
+            f"training Deep-STORM for {cfg.training.max_epochs * cfg.training.steps_per_epoch} "
+            f"steps (seed {seed}) on simulations: PSF σ {cfg.psf_sigma_nm:.0f} nm, photons "
+            f"{cfg.photons[0]:.0f}–{cfg.photons[1]:.0f}, background "
+            f"{cfg.background[0]:.0f}–{cfg.background[1]:.0f}, "
             f"{cfg.density[0]:g}–{cfg.density[1]:g} emitters/µm²"
         )
     with tempfile.TemporaryDirectory() as work:
@@ -272,7 +308,22 @@ def _train_deepstorm(stack, px, camera, psf_sigma_nm, stack_density, seconds, fo
                 f"{exc.message.split(';')[0]}; nothing was written (abbe train deepstorm -o "
                 "FOLDER trains a model that --resume can continue)"
             ) from None
+    model.metrics["stack_conditions"] = found
     model.save(folder, overwrite=True)
     if not quiet:
         out.print(f"model saved in {folder} (reuse it with --method {folder})")
     return model
+
+
+def _conditions_line(found: dict) -> str:
+    """What the stack holds, as read (or given): one line before training."""
+    density = found.get("stack_density")
+    source = found.get("density_source")
+    where = "given" if source == "given" else "read off its fluctuations"
+    dens = f"{density:.1f} emitters/µm² per frame ({where}), " if density else ""
+    photons = 0.5 * (found["photons"][0] + found["photons"][1])
+    background = (found["background"][0] + found["background"][1] - 1.0) / 2
+    return (
+        f"stack: {dens}about {photons:.0f} photons per emitter, background "
+        f"{background:.1f} photons/px, PSF σ {found['psf_sigma_nm']:.0f} nm"
+    )

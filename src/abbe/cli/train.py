@@ -11,6 +11,7 @@ import typer
 from abbe.cli.command import AbbeTyper
 from abbe.cli.common import check_model_folder, model_folder, out, reported_warnings
 from abbe.errors import InputError
+from abbe.localize.matching import TRAIN_STEPS
 
 app = AbbeTyper(help="Train a model (CARE, Noise2Void, …) on your images.", no_args_is_help=True)
 
@@ -190,8 +191,8 @@ _STACK_DENSITY = typer.Option(
     None,
     "--stack-density",
     min=0.01,
-    help="Typical emitters per µm² per frame in --stack (dense data): photons are then "
-    "read from the frames' total signal.",
+    help="Typical emitters per µm² per frame in --stack, overriding what is read off its "
+    "fluctuations: photons are then read from the frames' total signal.",
 )
 _CAMERA = typer.Option(None, "--camera", help="Camera file (JSON/YAML).")
 _STRUCTURED = typer.Option(
@@ -201,14 +202,19 @@ _STRUCTURED = typer.Option(
     max=1.0,
     help="Fraction of training frames with molecules on filaments (dense structures).",
 )
-_SMLM_TIME = typer.Option(600.0, "--max-time", min=1.0, help="Training time budget in seconds.")
+_SMLM_TIME = typer.Option(
+    None,
+    "--max-time",
+    min=1.0,
+    help="Also stop after this many seconds (the model then depends on the machine's load).",
+)
 _SMLM_SEED = typer.Option(0, "--seed", help="Random seed of the simulations.")
 _SMLM_STEPS = typer.Option(
-    None,
+    TRAIN_STEPS,
     "--steps",
     min=1,
-    help="Train this many batches instead of a time budget (rounded up to whole epochs): the "
-    "same seed then gives the same model on a busy or an idle machine.",
+    help="Training batches (rounded up to whole epochs): the same seed gives the same model "
+    "on a busy or an idle machine.",
 )
 
 
@@ -221,7 +227,11 @@ def localizer(
     photons: tuple[float, float] = _PHOTONS,
     background: tuple[float, float] = _BACKGROUND,
     density: float = typer.Option(
-        2.0, "--density", min=0.01, help="Highest emitters per µm² per frame to train for."
+        None,
+        "--density",
+        min=0.01,
+        help="Highest emitters per µm² per frame to train for (default: twice --stack's "
+        "density where it is dense, else 2).",
     ),
     stack_density: float = _STACK_DENSITY,
     camera_file: Path = _CAMERA,
@@ -245,7 +255,8 @@ def localizer(
         psf_sigma_nm=psf_sigma_nm,
         photons=photons,
         background=background,
-        density=(0.0, density),
+        density=(0.0, density) if density else None,
+        sparse_density=(0.0, 2.0),
         stack_density=stack_density,
         camera_file=camera_file,
         structured=structured,
@@ -267,10 +278,12 @@ def deepstorm(
     photons: tuple[float, float] = _PHOTONS,
     background: tuple[float, float] = _BACKGROUND,
     density: tuple[float, float] = typer.Option(
-        (1.0, 8.0),
+        (0.0, 0.0),
         "--density",
         metavar="MIN MAX",
-        help="Emitters per µm² per frame to train for.",
+        show_default=False,
+        help="Emitters per µm² per frame to train for (default: 0.2× to 2× --stack's density "
+        "where it is dense, else 1 to 8).",
     ),
     stack_density: float = _STACK_DENSITY,
     camera_file: Path = _CAMERA,
@@ -289,7 +302,8 @@ def deepstorm(
     simulations matched to your camera, PSF, brightness and density."""
     from abbe.localize.deepstorm import DeepStorm
 
-    if density[0] < 0 or density[1] <= density[0]:
+    given = density != (0.0, 0.0)
+    if given and (density[0] < 0 or density[1] <= density[0]):
         raise InputError(f"--density needs 0 ≤ MIN < MAX, got {density[0]:g} {density[1]:g}")
     check_model_folder(output, resume=resume, overwrite=overwrite)
     config, caveats = _smlm_config(
@@ -299,7 +313,8 @@ def deepstorm(
         psf_sigma_nm=psf_sigma_nm,
         photons=photons,
         background=background,
-        density=density,
+        density=density if given else None,
+        sparse_density=(1.0, 8.0),
         stack_density=stack_density,
         camera_file=camera_file,
         structured=structured,
@@ -320,12 +335,13 @@ def _smlm_config(
     psf_sigma_nm: float | None,
     photons: tuple[float, float],
     background: tuple[float, float],
-    density: tuple[float, float],
+    density: tuple[float, float] | None,
+    sparse_density: tuple[float, float],
     stack_density: float | None,
     camera_file: Path | None,
     structured: float,
-    max_time: float,
-    steps: int | None,
+    max_time: float | None,
+    steps: int,
     seed: int,
     quiet: bool,
     extra: dict[str, Any],
@@ -335,7 +351,7 @@ def _smlm_config(
     from abbe import io
     from abbe.localize.calibration import load_camera
     from abbe.localize.checks import check_photon_units
-    from abbe.localize.matching import match_config
+    from abbe.localize.matching import match_config, steps_training
 
     frames = None
     # A doubtful camera file (abbe calibrate's warnings) and ADU read as photons are both
@@ -362,26 +378,40 @@ def _smlm_config(
         background=background if background[1] >= 0 else None,
         stack_density=stack_density,
         density=density,
+        sparse_density=sparse_density,
         structured=structured,
-        training={"max_time_s": max_time, "max_epochs": 100_000, "seed": seed},
+        training={**steps_training(steps, seed), "max_time_s": max_time},
         **extra,
     )
-    if steps:
-        per_epoch = min(config.training.steps_per_epoch, steps)
-        config = config.updated(
-            training={
-                "max_time_s": None,
-                "steps_per_epoch": per_epoch,
-                "max_epochs": -(-steps // per_epoch),
-            }
-        )
     if stack is not None and not quiet:
+        read = estimated_density(frames, pixel_size_nm, camera, stack_density)
         out.print(
             f"{stack.name}: PSF σ {config.psf_sigma_nm:.0f} nm, photons "
             f"{config.photons[0]:.0f}–{config.photons[1]:.0f}, background "
-            f"{config.background[0]:.0f}–{config.background[1]:.0f}"
+            f"{config.background[0]:.0f}–{config.background[1]:.0f}{read}; training "
+            f"{config.training.max_epochs * config.training.steps_per_epoch} steps for "
+            f"{config.density[0]:g}–{config.density[1]:g} emitters/µm²"
         )
     return config, caveats
+
+
+def estimated_density(
+    frames: np.ndarray | None, pixel_size_nm: float, camera, stack_density: float | None
+) -> str:
+    """``", N emitters/µm² per frame (read off its fluctuations)"`` for the summary line, or
+    the density given; empty where it cannot be read."""
+    from abbe.localize.fluctuation import stack_conditions
+    from abbe.localize.matching import MATCH_FRAMES
+
+    if stack_density:
+        return f", {stack_density:g} emitters/µm² per frame (given)"
+    if frames is None or len(frames) < 30:
+        return ""
+    try:
+        read = stack_conditions(frames[:MATCH_FRAMES], pixel_size_nm=pixel_size_nm, camera=camera)
+    except InputError:
+        return ""
+    return f", {read.density_per_um2:.1f} emitters/µm² per frame (read off its fluctuations)"
 
 
 def _train_smlm(
