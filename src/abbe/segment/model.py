@@ -255,6 +255,7 @@ class Segmenter(Model):
                 "epoch": chooser.best_epoch,
                 "validation_ap50": round(chooser.best_ap, 4),
                 "last_epoch_ap50": round(chooser.scores[-1][1], 4),
+                "ap50_by_epoch": [round(ap, 4) for _, ap in chooser.scores],
             }
         return self
 
