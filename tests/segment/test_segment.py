@@ -487,3 +487,90 @@ def test_three_output_config_trains_and_predicts_with_contacts(tmp_path):
     assert fg.shape == dist.shape == (96, 96) and 0 <= dist.min() and dist.max() <= 1
     with pytest.raises(ValueError, match="out_channels"):
         SegmenterConfig(network=UNetConfig(in_channels=1, out_channels=4))
+
+
+def test_best_by_validation_ap_keeps_the_best_epochs_weights_not_the_last():
+    from types import SimpleNamespace
+
+    from abbe.segment.training import BestByValidationAP
+
+    net = torch.nn.Linear(2, 1)
+    scores = iter([0.2, 0.9, 0.5])  # epoch 1 is the best, epoch 2 the last
+    chooser = BestByValidationAP(lambda: next(scores))
+    module = SimpleNamespace(network=net)
+    weights = []
+    for epoch in range(3):
+        with torch.no_grad():
+            net.weight.fill_(float(epoch))
+        weights.append(net.weight.detach().clone())
+        trainer = SimpleNamespace(
+            sanity_checking=False, state=SimpleNamespace(fn="fit"), current_epoch=epoch
+        )
+        chooser.on_validation_end(trainer, module)
+    assert (chooser.best_epoch, chooser.best_ap) == (1, 0.9)
+    assert net.training  # scoring put it in eval mode; it is put back
+    chooser.restore(net)
+    torch.testing.assert_close(net.weight, weights[1], rtol=0, atol=0)
+    # Resumed runs keep the choice: it travels in the checkpoint's callback state.
+    again = BestByValidationAP(lambda: 0.0)
+    again.load_state_dict(chooser.state_dict())
+    assert (again.best_epoch, again.best_ap) == (1, 0.9)
+    torch.testing.assert_close(again.best_state["weight"], weights[1], rtol=0, atol=0)
+
+
+def test_training_with_validation_images_records_the_chosen_epoch(tmp_path):
+    cfg = SegmenterConfig(
+        typical_radius_px=10.0,  # skips measuring the simulations
+        validation_images=1,
+        validation_image_px=64,
+        network=UNetConfig(in_channels=1, out_channels=2, width=4, depth=2, residual=False),
+        training=TrainingConfig(
+            patch_size=64,
+            batch_size=2,
+            steps_per_epoch=2,
+            max_epochs=2,
+            seed=0,
+            threads=1,
+            gradient_clip_norm=1.0,
+        ),
+    )
+    model = Segmenter(cfg).fit(work_dir=tmp_path)
+    chosen = model.metrics["checkpoint"]
+    assert chosen["epoch"] in (0, 1)
+    assert 0.0 <= chosen["validation_ap50"] <= 1.0
+    assert chosen["validation_ap50"] >= chosen["last_epoch_ap50"]
+
+
+def test_label_level_ends_labels_where_the_blurred_nucleus_falls_to_that_level():
+    from skimage.segmentation import find_boundaries
+
+    quiet = dict(
+        peak_photons=(1e6, 1e6),
+        read_noise=(0.0, 0.0),
+        background=(0.0, 0.0),
+        haze=(0.0, 0.0),
+        illumination=(0.0, 0.0),
+        texture=(0.0, 0.0),
+        bright_probability=0.0,
+        saturation_probability=0.0,
+        pairs=0.0,
+        coverage=(0.05, 0.1),
+        blur_px=(2.0, 2.0),
+    )
+    whole = nuclei_image((128, 128), NucleiImageConfig(**quiet), seed=7)
+    trimmed = nuclei_image((128, 128), NucleiImageConfig(**quiet, label_level=0.6), seed=7)
+    np.testing.assert_array_equal(whole.image, trimmed.image)  # only the labels change
+    assert set(np.unique(trimmed.labels)) == set(np.unique(whole.labels))
+    assert np.all(whole.labels[trimmed.labels > 0] == trimmed.labels[trimmed.labels > 0])
+    img, lab = trimmed.image, trimmed.labels
+    assert lab.max() >= 2
+    inner = find_boundaries(lab, mode="inner")
+    outer = find_boundaries(lab, mode="outer") & (lab == 0)
+    for k in range(1, int(lab.max()) + 1):
+        core = ndimage.binary_erosion(whole.labels == k, iterations=3)
+        level = np.median(img[core])
+        near = ndimage.binary_dilation(lab == k, iterations=1)
+        # Edge pixels inside reach 60 % of the core (1 % for the photon noise at 1e6).
+        assert img[inner & (lab == k)].min() >= 0.59 * level
+        # The first pixels outside lie below it (all but where another nucleus is near).
+        assert np.median(img[outer & near]) < 0.6 * level

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from abbe.data import PatchPool
 from abbe.nn import UNet, UNetConfig
@@ -145,3 +146,36 @@ def test_history_continues_across_resume(filament_pairs, tmp_path):
     assert [r["epoch"] for r in result.history] == [0, 1, 2]
     assert result.steps == 45
     assert np.all(np.diff([r["step"] for r in result.history]) == 15)
+
+
+class _GradNorms(Callback):
+    """Global gradient norm after each step (gradients persist until the next zero_grad)."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        grads = [p.grad.flatten() for p in module.parameters() if p.grad is not None]
+        self.norms.append(float(torch.cat(grads).norm()))
+
+
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_gradient_clip_norm_bounds_every_step(filament_pairs, tmp_path, clip):
+    train, val = _pools(filament_pairs)
+    torch.manual_seed(0)
+    cfg = TrainingConfig(**{**SMALL, "steps_per_epoch": 3}, max_epochs=1, gradient_clip_norm=clip)
+    seen = _GradNorms()
+    fit(
+        UNet(UNetConfig(width=8)),
+        train,
+        val,
+        cfg,
+        work_dir=tmp_path,
+        quiet=True,
+        extra_callbacks=[seen],
+    )
+    assert len(seen.norms) == 3
+    if clip is None:  # unclipped gradients of a fresh network are far above 1e-3
+        assert min(seen.norms) > 100 * 1e-3
+    else:
+        assert max(seen.norms) <= clip * 1.001

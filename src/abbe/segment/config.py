@@ -70,6 +70,14 @@ class SegmenterConfig(ModelConfig):
         description="Networks with 3 outputs: the third marks pixels within this distance of "
         "two nuclei (contacts); seeds and watershed lines avoid them.",
     )
+    validation_images: int = Field(
+        0,
+        ge=0,
+        description="Training: after every epoch, score AP@0.5 on this many held-out "
+        "simulated images and keep the best epoch's network (0: the engine's choice, by "
+        "validation loss).",
+    )
+    validation_image_px: int = Field(192, ge=64, description="Edge of those images, pixels.")
     percentiles: tuple[float, float] = (1.0, 99.0)
     gamma: tuple[float, float] = Field(
         (0.75, 1.5),

@@ -39,7 +39,12 @@ from abbe.segment.config import SegmenterConfig
 from abbe.segment.postprocess import drop_faint, measure_blobs, merge_convex, postprocess
 from abbe.segment.stack import drop_thin, stitch_planes, trim_axially
 from abbe.segment.targets import normalize_image
-from abbe.segment.training import NucleiBatches, segmentation_loss
+from abbe.segment.training import (
+    BestByValidationAP,
+    NucleiBatches,
+    segmentation_loss,
+    simulated_ap50,
+)
 from abbe.simulate.cells import nuclei_image
 
 #: Zoom limits: below ``MIN_ZOOM`` a nucleus would need more than the image to reach the model's
@@ -227,12 +232,14 @@ class Segmenter(Model):
                 )
         train = NucleiBatches(self.config, tr.steps_per_epoch, pairs=pairs)
         val = NucleiBatches(self.config, tr.validation_batches, validation=True, pairs=pairs)
+        chooser = self._validation_ap_chooser()
         result = self._train(
             work_dir=work_dir,
             resume=resume,
             quiet=quiet,
             datasets=(train, val),
             loss_fn=segmentation_loss,
+            extra_callbacks=[chooser] if chooser is not None else None,
         )
         self.metrics.update(
             {
@@ -241,7 +248,37 @@ class Segmenter(Model):
                 "training_seconds": round(result.elapsed_s, 1),
             }
         )
+        if chooser is not None and chooser.best_state is not None:
+            chooser.restore(self.network)
+            self.metrics["checkpoint"] = {
+                "chosen_by": f"AP@0.5 on {self.config.validation_images} held-out simulated "
+                f"{self.config.validation_image_px}² images",
+                "epoch": chooser.best_epoch,
+                "validation_ap50": round(chooser.best_ap, 4),
+                "last_epoch_ap50": round(chooser.scores[-1][1], 4),
+                "ap50_by_epoch": [round(ap, 4) for _, ap in chooser.scores],
+            }
         return self
+
+    def _validation_ap_chooser(self) -> BestByValidationAP | None:
+        """The callback that keeps the epoch scoring best on held-out simulated images (None
+        when ``validation_images`` is 0). Those images' seeds (70 000 on) are not among the
+        training batches' (drawn at random below 2³¹) nor the size reference's (10 000 on)."""
+        cfg = self.config
+        if cfg.validation_images == 0:
+            return None
+
+        def score() -> float:
+            device = str(next(self.network.parameters()).device)
+            return simulated_ap50(
+                lambda img: self.predict(img, scale=1.0, device=device, tile=None),
+                cfg,
+                cfg.validation_images,
+                cfg.validation_image_px,
+                seed=70_000,
+            )
+
+        return BestByValidationAP(score)
 
     def _at_model_scale(self, image: np.ndarray, labels: np.ndarray):
         """A user's (image, labels) pair zoomed so that its nuclei have the model's size."""

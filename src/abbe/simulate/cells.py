@@ -85,6 +85,16 @@ class NucleiImageConfig(BaseModel):
     peak_photons: tuple[float, float] = (15.0, 1000.0)
     background: tuple[float, float] = Field((0.0, 0.3), description="Relative to the peak.")
     read_noise: tuple[float, float] = (0.0, 3.0)
+    label_level: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Labels keep the pixels of each nucleus where its blurred noiseless image "
+        "reaches this fraction of its core's median (0: the whole object, to where its "
+        "density ends). Annotators draw the edge where a nucleus visibly ends: on the DSB2018 "
+        "sample the annotation's last pixels lie at 61 % and the first pixels outside at 49 % "
+        "of the core's level, whereas whole-object labels end at 49 % / 29 %.",
+    )
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,8 @@ def nuclei_image(
         # is spread wide around it instead of imaged sharply.
         wide = ndimage.gaussian_filter(bright, glow_width, mode="reflect")
         img = img + glow * (wide - in_focus)
+    if cfg.label_level > 0:
+        labels = _labels_at_level(labels, ndimage.gaussian_filter(obj, sigma) + in_focus, cfg)
     obj = obj + bright
     haze = draw(cfg.haze)
     if haze > 0:
@@ -156,6 +168,28 @@ def nuclei_image(
     if rng.random() < cfg.saturation_probability:
         noisy = np.minimum(noisy, peak * draw(cfg.saturation_level))
     return NucleiImage(noisy.astype(np.float32), labels)
+
+
+def _labels_at_level(labels: np.ndarray, blurred: np.ndarray, cfg: NucleiImageConfig) -> np.ndarray:
+    """Labels trimmed to where each nucleus' blurred image reaches ``cfg.label_level`` of its
+    core (the median over its pixels at least 3 px inside); nuclei too small for a core use
+    their brightest pixel's level. Only pixels of the nucleus' own label are kept or dropped,
+    and its largest remaining piece is kept, so a nucleus never grows or splits."""
+    out = labels.copy()
+    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        mine = labels[sl] == k
+        core = ndimage.binary_erosion(mine, iterations=3)
+        values = blurred[sl]
+        level = float(np.median(values[core])) if core.any() else float(values[mine].max())
+        keep = mine & (values >= cfg.label_level * level)
+        pieces, n = ndimage.label(keep)
+        if n > 1:
+            keep = pieces == 1 + int(np.argmax(np.bincount(pieces.ravel())[1:]))
+        box = out[sl]
+        box[mine & ~keep] = 0
+    return out
 
 
 def _add_bright(

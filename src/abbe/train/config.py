@@ -27,6 +27,12 @@ class TrainingConfig(BaseModel):
     schedule: Literal["cosine", "plateau", "constant"] = "cosine"
     loss: Literal["mse", "l1", "laplace"] = "mse"
     weight_decay: float = Field(0.0, ge=0)
+    gradient_clip_norm: float | None = Field(
+        None,
+        gt=0,
+        description="Scale each step's gradients down to at most this global L2 norm (None: "
+        "off); a rare huge gradient then cannot throw the network out of a good region.",
+    )
     early_stopping_patience: int | None = Field(
         None, ge=1, description="Stop when validation loss has not improved for this many epochs."
     )

@@ -565,6 +565,9 @@ def fit(
             enable_model_summary=False,
             enable_progress_bar=not quiet,
             num_sanity_val_steps=0,
+            # Lightning clips only under automatic optimization (not the GAN's manual steps).
+            gradient_clip_val=cfg.gradient_clip_norm if discriminator is None else None,
+            gradient_clip_algorithm="norm",
             log_every_n_steps=min(50, cfg.steps_per_epoch),
             default_root_dir=str(work_dir),
         )
