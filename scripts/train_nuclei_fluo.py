@@ -48,7 +48,7 @@ level is off by default (``--label-level 0.6`` repeats that run); that run's NIH
 fell to 0.27 (evaluation only; reported in benchmarks/results/segmentation_seeds.json, not
 used to choose). Seeds 1 and 2 were not run to 2400 steps with these settings yet, and seed 3
 missed AP@0.5 0.80 on U2OS (0.76): the shipped model is still the seed-1 model of the old
-settings.
+settings, and the script's defaults still reproduce it.
 
 The budget is a number of steps (2400 batches of 8, about 20 minutes on one CPU thread), not a
 time, so that a seed gives the same model however busy the machine is (a time budget changed
@@ -61,8 +61,11 @@ under-training.
 Run:
     .venv/bin/python scripts/train_nuclei_fluo.py [--steps 2400] [--out DIR] [--seed 1]
         [--pairs 0.3] [--contact-weight 3] [--outputs 2] [--threads 1] [--label-level 0]
-        [--warmup 200] [--clip 1.0] [--validation-images 8]
-Default output: src/abbe/models/weights/nuclei-fluo/ (the shipped copy).
+        [--warmup 20] [--clip 0] [--validation-images 0]
+Default output: src/abbe/models/weights/nuclei-fluo/ (the shipped copy). The defaults reproduce
+the shipped model; the settings above that fixed seed 3 are
+``--warmup 200 --clip 1.0 --validation-images 8`` (not shipped until all three seeds meet the
+targets).
 """
 
 from __future__ import annotations
@@ -83,10 +86,13 @@ CONTACT_WEIGHT = 3.0
 # Network outputs: 2 (foreground, distance) or 3 (and contacts, SegmenterConfig.contact_px).
 OUTPUTS = 2
 # Learning-rate warm-up (steps) and gradient-norm clipping (TrainingConfig; see the docstring).
-WARMUP_STEPS = 200
-CLIP_NORM = 1.0
-# Held-out simulated images scored (AP@0.5) after every epoch to choose the checkpoint.
-VALIDATION_IMAGES = 8
+# The defaults reproduce the shipped model (20-step warm-up, no clipping); the issue-21
+# settings are --warmup 200 --clip 1.0 --validation-images 8, not yet shipped.
+WARMUP_STEPS = 20
+CLIP_NORM = 0.0
+# Held-out simulated images scored (AP@0.5) after every epoch to choose the checkpoint
+# (0: keep the lowest validation loss, as the shipped model did).
+VALIDATION_IMAGES = 0
 # Labels end where a nucleus' blurred image falls to this fraction of its core (NucleiImageConfig
 # label_level; 0: the whole object). 0.6 matches the DSB sample's annotation edges but did not
 # raise DSB AP@0.75 in a full run (see the docstring), so it is off.
