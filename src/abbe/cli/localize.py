@@ -11,7 +11,7 @@ import typer
 from abbe.cli.common import check_outputs, out, progress, reported_warnings, write_json
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError, Interrupted
-from abbe.localize.matching import LOCALIZE_STEPS
+from abbe.train.config import LOCALIZE_STEPS
 
 
 def localize(

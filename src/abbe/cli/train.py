@@ -11,7 +11,7 @@ import typer
 from abbe.cli.command import AbbeTyper
 from abbe.cli.common import check_model_folder, model_folder, out, reported_warnings
 from abbe.errors import InputError
-from abbe.localize.matching import TRAIN_STEPS
+from abbe.train.config import TRAIN_STEPS
 
 app = AbbeTyper(help="Train a model (CARE, Noise2Void, …) on your images.", no_args_is_help=True)
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from abbe.errors import InputError
 from abbe.simulate.camera import Camera
+from abbe.train.config import LOCALIZE_STEPS  # the budgets live where the CLI imports them cheaply
 
 if TYPE_CHECKING:
     from abbe.localize.fit import Electrons
@@ -114,16 +115,6 @@ def match_config(
         training=revalidated(base.training, training or {}),
         **options,
     )
-
-
-#: Training steps of a model matched on the fly (``abbe localize --method deepstorm``): about
-#: what the former 300 s budget gave where benchmarks/results/smlm.json was made (Deep-STORM
-#: 1331 steps, the localizer 2163; J 52.5–54.3 % on the dense stack), now fixed so that the
-#: same seed gives the same model on a busy or an idle machine. The time this takes depends on
-#: the machine: on a loaded 2-core CPU a Deep-STORM step took 3.4 s (150 steps in 515 s).
-LOCALIZE_STEPS = 1500
-#: Training steps of ``abbe train deepstorm|localizer`` (about its former 600 s budget).
-TRAIN_STEPS = 3000
 
 
 def steps_training(steps: int, seed: int, steps_per_epoch: int = 50) -> dict[str, Any]:

@@ -6,6 +6,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Training steps of an SMLM model matched on the fly (``abbe localize --method deepstorm``):
+#: about what the former 300 s budget gave where benchmarks/results/smlm.json was made
+#: (Deep-STORM 1331 steps, the localizer 2163; J 52.5–54.3 % on the dense stack), now fixed so
+#: that the same seed gives the same model on a busy or an idle machine. Their time depends on
+#: the machine: a Deep-STORM step took 0.23 s on 2 idle threads here, about 1 s on one thread
+#: beside another job (1500 steps in 1720 s).
+LOCALIZE_STEPS = 1500
+#: Training steps of ``abbe train deepstorm|localizer`` (about its former 600 s budget).
+TRAIN_STEPS = 3000
+
 
 class TrainingConfig(BaseModel):
     """Settings of the one training engine shared by every learned method.

@@ -159,11 +159,12 @@ def _filaments(shape: tuple[int, ...], pixel_size_nm: float, seed: int) -> np.nd
 def _nuclei(shape: tuple[int, ...], radius_px: float | None, seed: int) -> np.ndarray:
     """Simulated nuclei; their long semi-axis around the size the model was trained for
     (segmentation packages hold no zoom to the model's nucleus size)."""
+    from abbe.models.base import revalidated
     from abbe.simulate.cells import NucleiImageConfig, nuclei_image
 
     config = NucleiImageConfig()
     if radius_px:
-        config = config.model_copy(update={"radius_px": (0.8 * radius_px, 1.25 * radius_px)})
+        config = revalidated(config, {"radius_px": (0.8 * radius_px, 1.25 * radius_px)})
     return nuclei_image((int(shape[0]), int(shape[1])), config, seed=seed).image
 
 
