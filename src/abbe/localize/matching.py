@@ -78,6 +78,41 @@ def match_config(
     InputError
         If a setting is neither given nor readable off ``stack``.
     """
+    config, _ = _matched(
+        kind,
+        pixel_size_nm=pixel_size_nm,
+        stack=stack,
+        camera=camera,
+        psf_sigma_nm=psf_sigma_nm,
+        photons=photons,
+        background=background,
+        stack_density=stack_density,
+        density=density,
+        sparse_density=sparse_density,
+        structured=structured,
+        training=training,
+        **options,
+    )
+    return config
+
+
+def _matched(
+    kind: Literal["localizer", "deepstorm"],
+    *,
+    pixel_size_nm: float,
+    stack: np.ndarray | None = None,
+    camera: Camera | None = None,
+    psf_sigma_nm: float | None = None,
+    photons: tuple[float, float] | None = None,
+    background: tuple[float, float] | None = None,
+    stack_density: float | None = None,
+    density: tuple[float, float] | None = None,
+    sparse_density: tuple[float, float] | None = None,
+    structured: float = 0.0,
+    training: dict[str, Any] | None = None,
+    **options: Any,
+) -> tuple[SimulationMatch, dict[str, Any]]:
+    """:func:`match_config`, also returning what :func:`matched_settings` read off the stack."""
     from abbe.localize.calibration import camera_record
     from abbe.models.base import revalidated
 
@@ -104,7 +139,7 @@ def match_config(
         else:
             density = sparse_density or (0.4, 4.0)
     base = config_class()
-    return config_class(
+    config = config_class(
         pixel_size_nm=pixel_size_nm,
         psf_sigma_nm=settings["psf_sigma_nm"],
         photons=settings["photons"],
@@ -115,6 +150,7 @@ def match_config(
         training=revalidated(base.training, training or {}),
         **options,
     )
+    return config, settings
 
 
 def steps_training(steps: int, seed: int, steps_per_epoch: int = 50) -> dict[str, Any]:
@@ -158,31 +194,16 @@ def match_stack(
     (configuration, settings) where settings holds ``psf_sigma_nm``, ``photons``,
     ``background``, ``stack_density`` and ``density_source``.
     """
-    frames = np.asarray(stack[: min(len(stack), MATCH_FRAMES)], dtype=np.float32)
-    settings = matched_settings(
-        stack=frames,
+    return _matched(
+        kind,
         pixel_size_nm=pixel_size_nm,
+        stack=stack,
         camera=camera,
         psf_sigma_nm=psf_sigma_nm,
         stack_density=stack_density,
-    )
-    density = None
-    if settings["stack_density"] is not None and stack_density is None:
-        if settings["stack_density"] >= DENSE:
-            density = (0.2 * settings["stack_density"], 2 * settings["stack_density"])
-    config = match_config(
-        kind,
-        pixel_size_nm=pixel_size_nm,
-        camera=camera,
-        psf_sigma_nm=settings["psf_sigma_nm"],
-        photons=settings["photons"],
-        background=settings["background"],
-        stack_density=stack_density,
-        density=density,
         training=steps_training(steps, seed),
         **options,
     )
-    return config, settings
 
 
 def check_found_density(
