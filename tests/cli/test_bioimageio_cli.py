@@ -7,24 +7,17 @@ import pytest
 from scipy import ndimage
 
 from abbe import io
-from tests.models.test_bioimageio_import_helpers import NUCLEI, make_package, write_files
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _home(tmp_path_factory):
-    """onnxruntime and torch write under ~/.cache: keep the tests out of the user's home."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(tmp_path_factory.mktemp("home")))
-        yield
+from tests.models.test_bioimageio_import_helpers import (  # noqa: F401 (private_home: autouse)
+    make_package,
+    nuclei_folder,
+    private_home,
+    write_files,
+)
 
 
 @pytest.fixture(scope="module")
 def nuclei(shared_data):
-    folder = shared_data / NUCLEI
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not present")
-    pytest.importorskip("onnxruntime")
-    return folder
+    return nuclei_folder(shared_data)
 
 
 def test_segment_with_the_nuclei_package_gives_its_maps_and_labels(cli, nuclei, tmp_path):

@@ -15,9 +15,10 @@ from abbe.errors import AbbeWarning, InputError
 from abbe.models.packages import processing
 from abbe.models.packages.labels import labels_from_maps, read_channels
 from abbe.models.packages.spec import Op
-from tests.models.test_bioimageio_import_helpers import (
-    NUCLEI,
+from tests.models.test_bioimageio_import_helpers import (  # noqa: F401 (private_home: autouse)
     make_package,
+    nuclei_folder,
+    private_home,
     tiny_network,
     write_files,
 )
@@ -27,21 +28,9 @@ from tests.models.test_bioimageio_import_helpers import (
 SPEC_RTOL = SPEC_ATOL = 1e-3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _home(tmp_path_factory):
-    """onnxruntime and torch write under ~/.cache: keep the tests out of the user's home."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(tmp_path_factory.mktemp("home")))
-        yield
-
-
 @pytest.fixture(scope="module")
 def nuclei(shared_data):
-    folder = shared_data / NUCLEI
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not present")
-    pytest.importorskip("onnxruntime")
-    return models.load(folder)
+    return models.load(nuclei_folder(shared_data))
 
 
 @pytest.fixture(scope="module")

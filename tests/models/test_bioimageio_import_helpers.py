@@ -13,9 +13,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 
 NUCLEI = "models/bioimageio_unet2d_nuclei_broad"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_home(tmp_path_factory):
+    """onnxruntime and torch write under ~/.cache: keep the tests out of the user's home
+    (autouse in every module that imports it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        yield
+
+
+def nuclei_folder(shared_data: Path) -> Path:
+    """The third-party nuclei U-Net package in ../shared, or skip where it or onnxruntime is
+    missing."""
+    folder = shared_data / NUCLEI
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not present")
+    pytest.importorskip("onnxruntime")
+    return folder
+
 
 ARCH = '''
 import torch
