@@ -97,26 +97,16 @@ def match_config(
 
 
 def _matched(
-    kind: Literal["localizer", "deepstorm"],
-    *,
-    pixel_size_nm: float,
-    stack: np.ndarray | None = None,
-    camera: Camera | None = None,
-    psf_sigma_nm: float | None = None,
-    photons: tuple[float, float] | None = None,
-    background: tuple[float, float] | None = None,
-    stack_density: float | None = None,
-    density: tuple[float, float] | None = None,
-    sparse_density: tuple[float, float] | None = None,
-    structured: float = 0.0,
-    training: dict[str, Any] | None = None,
-    **options: Any,
+    kind: Literal["localizer", "deepstorm"], *, pixel_size_nm: float, **given: Any
 ) -> tuple[SimulationMatch, dict[str, Any]]:
-    """:func:`match_config`, also returning what :func:`matched_settings` read off the stack."""
+    """:func:`match_config` (``given`` holds its keyword arguments; those absent take its
+    defaults), also returning what :func:`matched_settings` read off the stack."""
     from abbe.localize.calibration import camera_record
     from abbe.models.base import revalidated
 
     config_class = _config_class(kind)
+    stack, camera = given.pop("stack", None), given.pop("camera", None)
+    stack_density = given.pop("stack_density", None)
     frames = None
     if stack is not None:
         frames = np.asarray(stack[: min(len(stack), MATCH_FRAMES)], dtype=np.float32)
@@ -124,11 +114,12 @@ def _matched(
         stack=frames,
         pixel_size_nm=pixel_size_nm,
         camera=camera,
-        psf_sigma_nm=psf_sigma_nm,
-        photons=photons,
-        background=background,
+        psf_sigma_nm=given.pop("psf_sigma_nm", None),
+        photons=given.pop("photons", None),
+        background=given.pop("background", None),
         stack_density=stack_density,
     )
+    density, sparse_density = given.pop("density", None), given.pop("sparse_density", None)
     if density is None:
         # The stack's density, given or read off its fluctuations, sets the range trained.
         # Sparse stacks (read below DENSE) keep the wide default: fits there need no crowding
@@ -146,9 +137,9 @@ def _matched(
         background=settings["background"],
         density=density,
         camera=camera_record(camera) if camera is not None else {"kind": "ideal"},
-        structured=structured,
-        training=revalidated(base.training, training or {}),
-        **options,
+        structured=given.pop("structured", 0.0),
+        training=revalidated(base.training, given.pop("training", None) or {}),
+        **given,
     )
     return config, settings
 
