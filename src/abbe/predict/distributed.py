@@ -359,6 +359,7 @@ def restore_tiles(
     quiet: bool = False,
     tiles_per_task: int = 1,
     flush_seconds: float = 2.0,
+    only: Sequence[int] | None = None,
 ) -> TileRun:
     """Restore one image into an OME-Zarr ``target``, its tiles as tasks on ``client``.
 
@@ -377,6 +378,8 @@ def restore_tiles(
     axes : the input's axes when the file's are wrong (as ``--axes``).
     meta : the output's metadata.
     tile, memory_mb, device : as for ``predict`` (each task uses one CPU thread).
+    only : compute only these tiles (indices in the plan's order), e.g. to measure a few tiles
+        of a huge image; the others stay empty (zero).
     """
     from abbe import io
     from abbe.data.normalize import percentile_range
@@ -440,7 +443,8 @@ def restore_tiles(
                 _remove(stale)
         create_level0(work, out_shape, "float32", meta, chunks=chunks)
         _write_manifest(manifest, {**expected, "done": []})
-    todo = [i for i in range(len(plan)) if i not in done]
+    wanted = list(range(len(plan))) if only is None else [int(i) for i in only]
+    todo = [i for i in wanted if i not in done]
     groups = [todo[k : k + tiles_per_task] for k in range(0, len(todo), tiles_per_task)]
     options = {
         "tile": tile_shape,
@@ -470,7 +474,7 @@ def restore_tiles(
     else:
         work.rename(target)
     manifest.unlink(missing_ok=True)
-    return TileRun(tiles=len(plan), computed=len(todo), skipped=len(plan) - len(todo))
+    return TileRun(tiles=len(plan), computed=len(todo), skipped=len(wanted) - len(todo))
 
 
 def _check_unusual(model: Any, data: Any, axes: str) -> None:
