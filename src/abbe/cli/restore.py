@@ -78,6 +78,10 @@ def restore(
     from abbe.cli.common import progress
 
     tile_value = _tile(tile)
+    if cluster is not None:
+        from abbe.predict.distributed import parse_cluster
+
+        parse_cluster(cluster)  # a bad value is a one-line error before any work
     inputs = io.find_images(inputs, "input")  # folders, like segment and classify
     targets = output_paths(inputs, output)
     outputs = {t: [t, *([uncertainty_path(t)] if uncertainty else [])] for t in targets}

@@ -209,7 +209,7 @@ def captured(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> TaskOutput:
     common.out = Console(file=stdout, highlight=False, soft_wrap=True, width=200)
     common.err = Console(file=stderr, highlight=False, soft_wrap=True, width=200)
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _local_dask("synchronous"):
             warnings.simplefilter("always", AbbeWarning)
             value = fn(*args, **kwargs)
     finally:
@@ -412,20 +412,17 @@ def restore_tiles(
         multiple=multiple,
     )
     norm = model.config.normalization
-    lo, hi = percentile_range(data, norm.low, norm.high)
-    with warnings.catch_warnings():
+    with _local_dask():  # reads here, not through the cluster (a TIFF reader is not portable)
+        lo, hi = percentile_range(data, norm.low, norm.high)
         # The out-of-distribution check of a one-process run, once, here (same plane, same
         # warnings); the tasks skip it.
-        warnings.simplefilter("always", AbbeWarning)
         _check_unusual(model, data, in_axes)
     out_shape = model.output_shape(data.shape, in_axes)
     # Chunks are the tile cores (× the model's scale), so each task writes whole chunks of its
     # own: concurrent writers never share a chunk.
-    core = {a: min(t, s) for a, t, s in zip(spatial, tile_shape, spatial_shape, strict=True)}
-    chunks = tuple(
-        core[a] * (model.scale if a in "YX" else 1) if a in core and a in "YX" else 1
-        for a in meta.axes
-    )
+    # The first tile's core has the plan's core edge (rounded up to the network's multiple).
+    core = {a: c.stop - c.start for a, c in zip(spatial, plan[0].core, strict=True)}
+    chunks = tuple(core[a] * model.scale if a in "YX" else 1 for a in meta.axes)
     expected = {
         "version": MANIFEST_VERSION,
         "source": str(Path(source).resolve()),
@@ -477,6 +474,14 @@ def restore_tiles(
     return TileRun(tiles=len(plan), computed=len(todo), skipped=len(wanted) - len(todo))
 
 
+def _local_dask(scheduler: str = "threads") -> Any:
+    """Compute dask arrays in this process: inside a task (a nested graph sent to the
+    scheduler would wait on the worker's only thread) and for the client's own reads."""
+    import dask
+
+    return dask.config.set(scheduler=scheduler)
+
+
 def _check_unusual(model: Any, data: Any, axes: str) -> None:
     """The restoration model's out-of-distribution check, as ``predict`` runs it."""
     spatial = model.config.axes
@@ -512,6 +517,6 @@ def _restore_tile_task(
     model = worker_model(ref)
     data, meta = io.read(source, axes=axes, lazy=True)
     out = zarr.open_array(Path(work) / "0", mode="r+")
-    with only_tiles(tiles):
+    with only_tiles(tiles), _local_dask("synchronous"):
         model.predict(data, meta.axes, out=out, threads=1, warn=False, **options)
     return tiles
