@@ -76,10 +76,20 @@ def make_images(folder: Path, n: int, size: int, seed: int) -> list[Path]:
     return paths
 
 
+def _children_cpu_s() -> float:
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
 def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
-    t = time.perf_counter()
+    """Wall time of ``cmd``; its CPU time (worker processes included: each level waits for its
+    children) is left in ``done.cpu_s``."""
+    t, cpu = time.perf_counter(), _children_cpu_s()
     env = {**os.environ, "ABBE_DASHBOARD": "0"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    done.cpu_s = _children_cpu_s() - cpu  # type: ignore[attr-defined]
     return time.perf_counter() - t, done
 
 
@@ -115,6 +125,10 @@ def throughput(work: Path, n: int, size: int) -> dict:
         "one_process_mpx_per_s": round(pixels / t1 / 1e6, 3),
         "cluster_mpx_per_s": round(pixels / t2 / 1e6, 3),
         "ratio": round(ratio, 2),
+        # Cores each run had on average (CPU s / wall s): 1 and 2 on an idle machine; less for
+        # the cluster means other work took the second core.
+        "one_process_cores_used": round(r1.cpu_s / t1, 2),
+        "cluster_cores_used": round(r2.cpu_s / t2, 2),
         "target": RATIO_TARGET,
         "meets_target": ratio >= RATIO_TARGET,
         "outputs": same_tiffs(work / "one", work / "cluster"),

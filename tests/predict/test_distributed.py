@@ -35,10 +35,10 @@ def client():
 
 @pytest.fixture(scope="module")
 def image_zarr(tmp_path_factory):
-    """A 160×144 noisy image as OME-Zarr (Poisson, seed 0)."""
+    """A 128×112 noisy image as OME-Zarr (Poisson, seed 0)."""
     root = tmp_path_factory.mktemp("dist")
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:160, :144]
+    yy, xx = np.mgrid[:128, :112]
     clean = 20 + 30 * (np.sin(yy / 7.0) * np.cos(xx / 9.0)) ** 2
     image = rng.poisson(clean).astype(np.float32)
     path = root / "in.zarr"
@@ -82,8 +82,8 @@ def test_parse_cluster_reads_local_n_and_addresses():
 def test_tiles_as_tasks_equal_one_process_bit_for_bit(client, image_zarr, one_process, tmp_path):
     target = tmp_path / "out.zarr"
     run = _restore(client, image_zarr, target)
-    # 160×144 in cores of 32: 5 × 5 tiles (the last column 16 wide), every one a task.
-    assert (run.tiles, run.computed, run.skipped) == (25, 25, 0)
+    # 128×112 in cores of 32: 4 × 4 tiles (the last column 16 wide), every one a task.
+    assert (run.tiles, run.computed, run.skipped) == (16, 16, 0)
     np.testing.assert_array_equal(_level0(target), one_process)
     # The store is a readable OME-Zarr with the input's pixel size; nothing left beside it.
     _, meta = io.read(target)
@@ -94,9 +94,9 @@ def test_tiles_as_tasks_equal_one_process_bit_for_bit(client, image_zarr, one_pr
 def test_the_model_is_loaded_once_per_worker(client, image_zarr, tmp_path):
     _restore(client, image_zarr, tmp_path / "a.zarr")
     before = client.run(dist.loads_in_this_process)
-    _restore(client, image_zarr, tmp_path / "b.zarr")  # 25 more tasks
+    _restore(client, image_zarr, tmp_path / "b.zarr")  # 16 more tasks
     after = client.run(dist.loads_in_this_process)
-    # Each worker loaded the model at most once over 50 tasks, and not again for the second run.
+    # Each worker loaded the model at most once over 32 tasks, and not again for the second run.
     assert all(n <= 1 for n in after.values()), after
     assert after == before
 
@@ -109,13 +109,13 @@ def test_a_killed_worker_leaves_the_output_identical(client, image_zarr, one_pro
 
     def kill_when_a_quarter_is_done() -> None:
         # The manifest is rewritten after every task (flush_seconds=0): kill one worker
-        # process once 6 of the 25 tiles are done, while the others are running.
+        # process once 4 of the 16 tiles are done, while the others are running.
         while not killed:
             try:
                 done = json.loads(manifest.read_text())["done"]
             except (OSError, ValueError, KeyError):
                 done = []
-            if len(done) >= 6:
+            if len(done) >= 4:
                 pid = sorted(pids.values())[0]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(len(done))
@@ -125,8 +125,8 @@ def test_a_killed_worker_leaves_the_output_identical(client, image_zarr, one_pro
     watcher.start()
     run = _restore(client, image_zarr, target, flush_seconds=0.0)
     watcher.join(timeout=5)
-    assert killed and killed[0] < 25, "the worker was not killed during the run"
-    assert run.computed == 25
+    assert killed and killed[0] < 16, "the worker was not killed during the run"
+    assert run.computed == 16
     np.testing.assert_array_equal(_level0(target), one_process)
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
 
@@ -142,12 +142,12 @@ def test_resume_skips_finished_tiles_and_gives_the_same_output(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    # An interrupted first run: 10 tiles written, then stopped before the store was finished.
+    # An interrupted first run: 6 tiles written, then stopped before the store was finished.
     monkeypatch.setattr(zarr_io, "finish_ome_zarr", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        _restore(client, image_zarr, target, only=range(10))
+        _restore(client, image_zarr, target, only=range(6))
     monkeypatch.undo()
-    assert work.exists() and sorted(json.loads(manifest.read_text())["done"]) == list(range(10))
+    assert work.exists() and sorted(json.loads(manifest.read_text())["done"]) == list(range(6))
     # Rerun without --resume: refused, naming the way on.
     with pytest.raises(OutputExistsError, match="--resume"):
         _restore(client, image_zarr, target)
@@ -159,7 +159,7 @@ def test_resume_skips_finished_tiles_and_gives_the_same_output(
             memory_mb=1024, quiet=True, resume=True,
         )  # fmt: skip
     run = _restore(client, image_zarr, target, resume=True)
-    assert (run.computed, run.skipped) == (15, 10)
+    assert (run.computed, run.skipped) == (10, 6)
     np.testing.assert_array_equal(_level0(target), one_process)
     assert not work.exists() and not manifest.exists()
     # A finished output with --resume: nothing to do; without it: refused.
