@@ -131,3 +131,7 @@ def test_a_bad_cluster_value_is_one_line_before_any_work(cli, noisy_dir, tmp_pat
     )
     assert r.code == 2 and r.err.startswith("error: --cluster 'local:0'")
     assert not (tmp_path / "o").exists()
+    # Tiles as tasks write no uncertainty map yet: said before a cluster starts.
+    r = cli("restore", noisy_dir / "img0.tif", "-m", "denoise-widefield", "-o", tmp_path / "u.zarr",
+            "--cluster", "local:2", "--uncertainty")  # fmt: skip
+    assert r.code == 2 and "--uncertainty with --cluster" in r.err and "cluster:" not in r.err

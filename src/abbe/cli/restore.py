@@ -106,6 +106,12 @@ def restore(
         out.print(f"model: {m.describe()}")
         if m.units_note():
             out.print(m.units_note(), markup=False)
+    if tiled and (uncertainty or package):
+        what = "--uncertainty" if uncertainty else "a bioimage.io package"
+        raise InputError(
+            f"{what} with --cluster into one .zarr (tiles as tasks) is not supported yet; "
+            "write a TIFF, or run without --cluster"
+        )
     run = {**options, "tile": tile_value, "uncertainty": uncertainty}
     if cluster is not None:
         _restore_on_cluster(model, jobs, cluster, run, axes, tiled, overwrite, resume, quiet)
@@ -167,8 +173,6 @@ def _restore_on_cluster(
     ref = dist.model_ref(model)
     with cluster_client(cluster, quiet=quiet) as client:
         if tiled:
-            if run["uncertainty"]:
-                raise InputError("--uncertainty with --cluster into a .zarr is not supported yet")
             (path, target), m = jobs[0], dist.worker_model(ref)
             meta = _output_meta(
                 m, io.read(path, axes=axes, lazy=True)[1].replace(source=str(path)), path
