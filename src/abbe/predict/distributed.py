@@ -199,7 +199,9 @@ class TaskOutput:
 def captured(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> TaskOutput:
     """Run ``fn`` on a worker, collecting what abbe's consoles print and the
     :class:`~abbe.errors.AbbeWarning` raised, so the client shows them (a worker's own stderr
-    is not the user's terminal)."""
+    is not the user's terminal). abbe's consoles are swapped for the task's duration, which
+    assumes one task at a time per worker process (one thread, as ``--cluster local`` starts
+    them and the README asks of other clusters)."""
     from rich.console import Console
 
     from abbe.cli import common
