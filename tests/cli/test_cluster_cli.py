@@ -9,9 +9,10 @@ import pytest
 from abbe import io
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def address():
-    """A local cluster of two worker processes (one thread each, no dashboard), by address."""
+    """A local cluster of two worker processes (one thread each, no dashboard), by address;
+    session scope, as in tests/predict/test_distributed.py."""
     from distributed import LocalCluster
 
     with LocalCluster(

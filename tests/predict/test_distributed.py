@@ -19,16 +19,19 @@ from abbe.predict import distributed as dist
 MODEL = "denoise-widefield"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client():
-    """Two worker processes, one thread each, no dashboard (closed after the module)."""
+    """Two worker processes, one thread each, no dashboard, closed at the end of the session.
+
+    Session scope: under pytest-xdist this module's tests may be spread over workers and
+    interleaved with others, which would start a module-scoped cluster again and again."""
     from distributed import Client, LocalCluster
 
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
-        Client(cluster) as c,
+        Client(cluster, set_as_default=False) as c,  # other tests' dask stays in-process
     ):
         yield c
 

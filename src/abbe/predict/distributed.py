@@ -83,8 +83,9 @@ def connect(
     """A :class:`distributed.Client` for ``spec``; a local cluster is closed on exit.
 
     Local workers are processes with one thread each (torch is then set to one thread per task),
-    so N workers use N cores without oversubscription. ``announce`` receives one line with the
-    dashboard link.
+    so N workers use N cores without oversubscription. The client is not made dask's default:
+    only the tasks submitted to it run on the cluster, any other dask computation stays here.
+    ``announce`` receives one line with the dashboard link.
     """
     from distributed import Client, LocalCluster
 
@@ -100,10 +101,12 @@ def connect(
                     dashboard_address=":0" if served else None,
                 )
             )
-            client = stack.enter_context(Client(cluster))
+            client = stack.enter_context(Client(cluster, set_as_default=False))
         else:
             try:
-                client = stack.enter_context(Client(spec.address, timeout="20s"))
+                client = stack.enter_context(
+                    Client(spec.address, timeout="20s", set_as_default=False)
+                )
             except OSError as exc:
                 raise ConfigError(
                     f"--cluster {spec.address}: no scheduler answers there ({exc}); start one "
@@ -248,7 +251,7 @@ def run_tasks(
     index = {f.key: i for i, f in enumerate(futures)}
     results: list[Any] = [None] * len(futures)
     try:
-        done = as_completed(futures)
+        done = as_completed(futures, loop=client.loop)
         for future in progress(done, description, total=len(futures), quiet=quiet):
             value = future.result()
             i = index[future.key]
