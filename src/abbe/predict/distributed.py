@@ -278,15 +278,6 @@ def replay(output: TaskOutput) -> Any:
     return output.value
 
 
-# ----------------------------------------------------------------------------- many files
-def pending(jobs: Sequence[Any], outputs: Callable[[Any], Sequence[Path]], *, resume: bool) -> list:
-    """The jobs still to do: with ``resume``, those whose outputs do not all exist yet (outputs
-    are written atomically, so one that exists is whole)."""
-    if not resume:
-        return list(jobs)
-    return [j for j in jobs if not all(Path(p).exists() for p in outputs(j))]
-
-
 # ----------------------------------------------------------------------------- one huge image
 def partial_paths(target: Path) -> tuple[Path, Path]:
     """The store an interrupted tile run fills, and its manifest of finished tiles."""
