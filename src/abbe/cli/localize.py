@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
 
+from abbe.cli.cluster import cluster_option, resume_option
 from abbe.cli.common import check_outputs, out, progress, reported_warnings, write_json
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError, Interrupted
@@ -86,8 +88,12 @@ def localize(
     memory_mb: float = memory_option(),
     device: str = device_option(),
     threads: int = threads_option(),
-    chunk_frames: int = typer.Option(200, "--chunk", min=1, help="Frames per batch."),
+    chunk_frames: int = typer.Option(
+        200, "--chunk", min=1, help="Frames per batch (per task with --cluster)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    cluster: str = cluster_option(),
+    resume: bool = resume_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
     """Detect and fit single emitters; positions in nm from the corner of the first pixel."""
@@ -95,12 +101,19 @@ def localize(
 
     from abbe import io
     from abbe.io.tables import localization_files, write_localizations
-    from abbe.localize import fit
     from abbe.localize.calibration import camera_from_flags, load_camera
     from abbe.localize.checks import check_localizations, check_photon_units
     from abbe.localize.render import correct_drift, estimate_drift, render_gaussian
 
     model_dir = output.with_name(output.name.split(".")[0] + "_deepstorm")
+    if cluster is not None:
+        from abbe.predict.distributed import parse_cluster
+
+        parse_cluster(cluster)  # a bad value is a one-line error before any work
+    if resume and all(p.exists() for p in localization_files(output)):
+        if not quiet:
+            out.print(f"{output} is finished already (--resume); nothing to do")
+        return
     check_outputs(
         [
             *localization_files(output),
@@ -157,23 +170,31 @@ def localize(
             )
         elif learned is not None:
             _model_caveats(learned, method)
-        parts = []
-        starts = range(0, stack.shape[0], chunk_frames)
-        for start in progress(starts, "localizing", total=len(starts), quiet=quiet):
-            frames = np.asarray(stack[start : start + chunk_frames], dtype=np.float32)
-            if learned is not None:
-                locs = learned.predict(frames, camera=camera, threshold=threshold, **options)
-            else:
-                locs = fit(
-                    frames,
-                    pixel_size_nm=px,
-                    psf_sigma_nm=psf_sigma_nm,
-                    camera=camera,
-                    min_photons=min_photons,
-                    max_emitters=max_emitters,
+        starts = list(range(0, stack.shape[0], chunk_frames))
+        settings = {
+            "pixel_size_nm": px,
+            "psf_sigma_nm": psf_sigma_nm,
+            "camera": camera,
+            "min_photons": min_photons,
+            "max_emitters": max_emitters,
+            "threshold": threshold,
+            "options": options,
+        }
+        if cluster is not None:
+            source = model_dir if method == "deepstorm" else (None if learned is None else method)
+            parts = _localize_on_cluster(
+                cluster, stack_path, axes, starts, chunk_frames, source, settings, quiet
+            )
+        else:
+            parts = [
+                localize_frames(
+                    np.asarray(stack[start : start + chunk_frames], dtype=np.float32),
+                    start,
+                    learned,
+                    settings,
                 )
-            locs["frame"] += start
-            parts.append(locs)
+                for start in progress(starts, "localizing", total=len(starts), quiet=quiet)
+            ]
         locs = pd.concat(parts, ignore_index=True)
         read = (learned.metrics.get("stack_conditions") or {}) if method == "deepstorm" else {}
         if read.get("density_source") == "fluctuations" and read.get("stack_density"):
@@ -220,6 +241,79 @@ def localize(
             f"in {stack.shape[0]} frame{'s' if stack.shape[0] != 1 else ''}{precision}"
             + (f"; render {render}" if render is not None else "")
         )
+
+
+def localize_frames(frames: np.ndarray, start: int, learned: Any, settings: dict) -> Any:
+    """Localizations of ``frames`` (the stack's frames from ``start``), frame numbers counted
+    from the stack's first frame: one chunk's work, in this process or on a worker."""
+    from abbe.localize import fit
+
+    if learned is not None:
+        locs = learned.predict(
+            frames,
+            camera=settings["camera"],
+            threshold=settings["threshold"],
+            **settings["options"],
+        )
+    else:
+        locs = fit(
+            frames,
+            pixel_size_nm=settings["pixel_size_nm"],
+            psf_sigma_nm=settings["psf_sigma_nm"],
+            camera=settings["camera"],
+            min_photons=settings["min_photons"],
+            max_emitters=settings["max_emitters"],
+        )
+    locs["frame"] += start
+    return locs
+
+
+def _localize_chunk_task(
+    ref: Any, stack_path: Path, axes: str | None, start: int, count: int, settings: dict
+) -> Any:
+    """On a worker: read frames ``start … start + count`` and localize them."""
+    from abbe import io
+    from abbe.predict.distributed import captured, worker_model
+
+    def work() -> Any:
+        data, meta = io.read(stack_path, axes=axes, lazy=True)
+        stack = io.as_tyx(data, meta.axes, path=stack_path, what="localization")
+        part = stack[start : start + count]
+        frames = np.asarray(part.compute() if hasattr(part, "compute") else part, np.float32)
+        learned = worker_model(ref) if ref is not None else None
+        # One thread per task: workers are processes with one thread each.
+        return localize_frames(
+            frames, start, learned, {**settings, "options": {**settings["options"], "threads": 1}}
+        )
+
+    return captured(work)
+
+
+def _localize_on_cluster(
+    cluster: str,
+    stack_path: Path,
+    axes: str | None,
+    starts: list[int],
+    count: int,
+    model: Path | str | None,
+    settings: dict,
+    quiet: bool,
+) -> list[Any]:
+    """Frame chunks as tasks; the tables come back in frame order. Each task's warnings are
+    raised again here (inside the caller's block, so they reach the output's warnings)."""
+    from abbe.cli.cluster import cluster_client
+    from abbe.predict import distributed as dist
+
+    ref = None
+    if model is not None:
+        ref = dist.model_ref(model, loader="abbe.localize.learned:load_model")
+    with cluster_client(cluster, quiet=quiet) as client:
+        calls = [
+            (_localize_chunk_task, (ref, stack_path, axes, start, count, settings), {})
+            for start in starts
+        ]
+        results = dist.run_tasks(client, calls, description="localizing", quiet=quiet)
+    return [dist.replay(r) for r in results]
 
 
 def _check_options(learned, threshold: float | None, psf_sigma_nm: float | None) -> dict:

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from abbe.cli.cluster import cluster_option, resume_option
 from abbe.cli.common import check_outputs, err, out, reported_warnings
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
@@ -65,6 +66,8 @@ def restore(
         "probabilistic models).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    cluster: str = cluster_option(),
+    resume: bool = resume_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary."),
 ) -> None:
     """Denoise or super-resolve images with a trained or bundled model (tiled, so any size fits
@@ -75,11 +78,26 @@ def restore(
     from abbe.cli.common import progress
 
     tile_value = _tile(tile)
+    if cluster is not None:
+        from abbe.predict.distributed import parse_cluster
+
+        parse_cluster(cluster)  # a bad value is a one-line error before any work
     inputs = io.find_images(inputs, "input")  # folders, like segment and classify
     targets = output_paths(inputs, output)
-    check_outputs(
-        [*targets, *(uncertainty_path(t) for t in targets if uncertainty)], overwrite=overwrite
-    )
+    outputs = {t: [t, *([uncertainty_path(t)] if uncertainty else [])] for t in targets}
+    jobs = [(p, t) for p, t in zip(inputs, targets, strict=True)]
+    tiled = cluster is not None and len(jobs) == 1 and targets[0].name.lower().endswith(".zarr")
+    if tiled:  # one image, tiles as tasks: its own checks (an interrupted run's store)
+        from abbe.predict.distributed import check_tile_output
+
+        check_tile_output(targets[0], overwrite=overwrite, resume=resume)
+    elif resume:  # finished outputs are skipped, not refused
+        jobs = [(p, t) for p, t in jobs if not all(o.exists() for o in outputs[t])]
+    check_outputs([o for _, t in jobs for o in outputs[t]], overwrite=overwrite or tiled)
+    if not jobs:
+        if not quiet:
+            out.print("every output is finished already (--resume); nothing to do")
+        return
     options = compute(device, threads, memory_mb)
     m = models.load(model)
     _check_restoration_model(m, model)
@@ -88,25 +106,106 @@ def restore(
         out.print(f"model: {m.describe()}")
         if m.units_note():
             out.print(m.units_note(), markup=False)
-    jobs = list(zip(inputs, targets, strict=True))
+    if tiled and (uncertainty or package):
+        what = "--uncertainty" if uncertainty else "a bioimage.io package"
+        raise InputError(
+            f"{what} with --cluster into one .zarr (tiles as tasks) is not supported yet; "
+            "write a TIFF, or run without --cluster"
+        )
+    run = {**options, "tile": tile_value, "uncertainty": uncertainty}
+    if cluster is not None:
+        _restore_on_cluster(model, jobs, cluster, run, axes, tiled, overwrite, resume, quiet)
+        return
     for path, target in progress(jobs, "restoring", quiet=quiet or len(jobs) < 2):
-        lazy = path.name.lower().endswith(".zarr") or target.name.lower().endswith(".zarr")
-        data, meta = io.read(path, axes=axes, lazy=lazy)
-        in_axes = meta.axes  # a package's output may have other axes (its channels)
-        meta = _output_meta(m, meta.replace(source=str(path)), path)
-        run = {
-            **options,
-            "tile": tile_value,
-            "progress": _tile_progress(quiet),
-            "uncertainty": uncertainty,
-        }
-        with reported_warnings(path):
-            if package:
-                m.check_pixel_size(meta.pixel_size_nm, path)
-            _restore_one(m, data, in_axes, meta, target, run, overwrite)
+        restore_file(m, path, target, axes, {**run, "progress": _tile_progress(quiet)}, overwrite)
         if not quiet:
-            extra = f" (+ {uncertainty_path(target).name})" if uncertainty else ""
-            out.print(f"{path} → {target}{extra}")
+            out.print(_done_line(path, target, uncertainty))
+
+
+def restore_file(
+    m: Any, path: Path, target: Path, axes: str | None, run: dict, overwrite: bool
+) -> None:
+    """Restore one file into ``target`` (the per-file work, in this process or on a worker)."""
+    from abbe import io
+
+    lazy = path.name.lower().endswith(".zarr") or target.name.lower().endswith(".zarr")
+    data, meta = io.read(path, axes=axes, lazy=lazy)
+    in_axes = meta.axes  # a package's output may have other axes (its channels)
+    meta = _output_meta(m, meta.replace(source=str(path)), path)
+    with reported_warnings(path):
+        if hasattr(m, "spec"):
+            m.check_pixel_size(meta.pixel_size_nm, path)
+        _restore_one(m, data, in_axes, meta, target, run, overwrite)
+
+
+def _done_line(path: Path, target: Path, uncertainty: bool) -> str:
+    extra = f" (+ {uncertainty_path(target).name})" if uncertainty else ""
+    return f"{path} → {target}{extra}"
+
+
+def _restore_file_task(ref: Any, path: Path, target: Path, axes: str | None, run: dict) -> Any:
+    """On a worker: the model from the worker's cache, then :func:`restore_file`."""
+    from abbe.predict.distributed import captured, worker_model
+
+    def work() -> None:
+        # One thread per task: workers are processes with one thread each.
+        restore_file(worker_model(ref), path, target, axes, {**run, "threads": 1}, True)
+
+    return captured(work)
+
+
+def _restore_on_cluster(
+    model: str,
+    jobs: list[tuple[Path, Path]],
+    cluster: str,
+    run: dict,
+    axes: str | None,
+    tiled: bool,
+    overwrite: bool,
+    resume: bool,
+    quiet: bool,
+) -> None:
+    """One task per file, or (one image into a .zarr) one task per tile."""
+    from abbe import io
+    from abbe.cli.cluster import cluster_client
+    from abbe.predict import distributed as dist
+
+    ref = dist.model_ref(model)
+    with cluster_client(cluster, quiet=quiet) as client:
+        if tiled:
+            (path, target), m = jobs[0], dist.worker_model(ref)
+            meta = _output_meta(
+                m, io.read(path, axes=axes, lazy=True)[1].replace(source=str(path)), path
+            )
+            with reported_warnings(path):
+                done = dist.restore_tiles(
+                    client,
+                    ref,
+                    path,
+                    target,
+                    axes=axes,
+                    meta=meta,
+                    tile=run["tile"],
+                    memory_mb=run["memory_mb"],
+                    device=run["device"],
+                    overwrite=overwrite,
+                    resume=resume,
+                    quiet=quiet,
+                )
+            if not quiet:
+                kept = f", {done.skipped} finished before" if done.skipped else ""
+                what = (
+                    f"{done.computed} of {done.tiles} tiles{kept}" if done.tiles else "done before"
+                )
+                out.print(f"{path} → {target} ({what})")
+            return
+        calls = [(_restore_file_task, (ref, p, t, axes, run), {}) for p, t in jobs]
+        results = dist.run_tasks(client, calls, description="restoring", quiet=quiet)
+    for (path, target), result in zip(jobs, results, strict=True):
+        with reported_warnings(path):
+            dist.replay(result)
+        if not quiet:
+            out.print(_done_line(path, target, run["uncertainty"]))
 
 
 def _check_restoration_model(m: Any, name: str) -> None:

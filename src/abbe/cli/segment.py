@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
 
+from abbe.cli.cluster import cluster_option, resume_option
 from abbe.cli.common import check_outputs, out, progress, reported_warnings
 from abbe.cli.options import compute, device_option, memory_option, threads_option
 from abbe.errors import InputError
@@ -44,6 +46,8 @@ def segment(
         "folder.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    cluster: str = cluster_option(),
+    resume: bool = resume_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
     """Segment nuclei into instance labels (0 = background, 1…n = nuclei), one TIFF per input;
@@ -57,11 +61,20 @@ def segment(
     from abbe.segment import Segmenter
 
     inputs = io.find_images(inputs, "input")
+    if cluster is not None:
+        from abbe.predict.distributed import parse_cluster
+
+        parse_cluster(cluster)  # a bad value is a one-line error before any work
     targets = output_paths(inputs, output)
     map_targets = output_paths(inputs, maps) if maps is not None else []
+    if resume and not map_targets:  # finished outputs are skipped, not refused
+        kept = [(i, t) for i, t in zip(inputs, targets, strict=True) if not t.exists()]
+        inputs, targets = [i for i, _ in kept], [t for _, t in kept]
     check_outputs([*targets, *map_targets], overwrite=overwrite)
     options = compute(device, threads, memory_mb)
     if is_package(model):
+        if cluster is not None or resume:
+            raise InputError("--cluster and --resume apply to abbe's own models", model)
         if diameter is not None or tta:
             raise InputError("--diameter and --tta apply to abbe's own models", model)
         run = {"axes": axes, "channel": channel, "overwrite": overwrite, "quiet": quiet}
@@ -73,37 +86,84 @@ def segment(
         )
     seg = Segmenter.load(model)
     pairs = list(zip(inputs, targets, strict=True))
+    run = {"axes": axes, "channel": channel, "diameter": diameter, "tta": tta, **options}
+    if cluster is not None:
+        _segment_on_cluster(model, pairs, cluster, run, overwrite, quiet)
+        return
     for src, dst in progress(pairs, "segmenting", total=len(pairs), quiet=quiet or len(pairs) < 2):
-        data, meta = io.read(src, axes=axes)
-        stack = meta.axes == "ZYX"
-        image = np.asarray(data) if stack else _plane(np.asarray(data), meta.axes, channel, src)
-        with reported_warnings(src) as caveats:
-            try:
-                # A stack is sized on its maximum projection, where each nucleus shows its width.
-                size = seg.nucleus_size(image.max(axis=0) if stack else image, diameter)
-                if stack:
-                    labels = seg.predict_stack(image, scale=size.zoom, tta=tta, **options)
-                else:
-                    labels = seg.predict(image, scale=size.zoom, tta=tta, **options)
-            except InputError as exc:
-                raise InputError(exc.message, src) from None
-        kept = io.Meta(
-            "ZYX" if stack else "YX",
-            pixel_size_nm=meta.pixel_size_nm,
-            z_step_nm=meta.z_step_nm if stack else None,
-            # Says what the file is (abbe evaluate reads it) and the size it was segmented at.
-            extra={
-                "units": "labels",
-                "nuclei": size.as_dict(meta.pixel_size_nm),
-                "warnings": caveats,
-            },
-        )
-        dtype = np.uint16 if labels.max() < 65536 else np.uint32
-        io.write(dst, labels.astype(dtype), kept, overwrite=overwrite)
+        line = segment_file(seg, src, dst, run, overwrite)
         if not quiet:
-            out.print(
-                f"{src} → {dst}: {int(labels.max())} nuclei; {size.describe(meta.pixel_size_nm)}"
-            )
+            out.print(line)
+
+
+def segment_file(seg: Any, src: Path, dst: Path, run: dict, overwrite: bool) -> str:
+    """Segment one file into ``dst`` (the per-file work, in this process or on a worker);
+    returns the summary line."""
+    from abbe import io
+
+    run = dict(run)
+    axes, channel = run.pop("axes"), run.pop("channel")
+    diameter, tta = run.pop("diameter"), run.pop("tta")
+    options = run
+    data, meta = io.read(src, axes=axes)
+    stack = meta.axes == "ZYX"
+    image = np.asarray(data) if stack else _plane(np.asarray(data), meta.axes, channel, src)
+    with reported_warnings(src) as caveats:
+        try:
+            # A stack is sized on its maximum projection, where each nucleus shows its width.
+            size = seg.nucleus_size(image.max(axis=0) if stack else image, diameter)
+            if stack:
+                labels = seg.predict_stack(image, scale=size.zoom, tta=tta, **options)
+            else:
+                labels = seg.predict(image, scale=size.zoom, tta=tta, **options)
+        except InputError as exc:
+            raise InputError(exc.message, src) from None
+    kept = io.Meta(
+        "ZYX" if stack else "YX",
+        pixel_size_nm=meta.pixel_size_nm,
+        z_step_nm=meta.z_step_nm if stack else None,
+        # Says what the file is (abbe evaluate reads it) and the size it was segmented at.
+        extra={
+            "units": "labels",
+            "nuclei": size.as_dict(meta.pixel_size_nm),
+            "warnings": caveats,
+        },
+    )
+    dtype = np.uint16 if labels.max() < 65536 else np.uint32
+    io.write(dst, labels.astype(dtype), kept, overwrite=overwrite)
+    return f"{src} → {dst}: {int(labels.max())} nuclei; {size.describe(meta.pixel_size_nm)}"
+
+
+def _segment_file_task(ref: Any, src: Path, dst: Path, run: dict) -> Any:
+    """On a worker: the segmenter from the worker's cache, then :func:`segment_file`."""
+    from abbe.predict.distributed import captured, worker_model
+
+    # One thread per task: workers are processes with one thread each.
+    return captured(lambda: segment_file(worker_model(ref), src, dst, {**run, "threads": 1}, True))
+
+
+def _segment_on_cluster(
+    model: str,
+    pairs: list[tuple[Path, Path]],
+    cluster: str,
+    run: dict,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """One task per file; each task writes its labels atomically (``overwrite`` was checked
+    here, before any work: a task rerun after a lost worker replaces its own file)."""
+    from abbe.cli.cluster import cluster_client
+    from abbe.predict import distributed as dist
+
+    ref = dist.model_ref(model, loader="abbe.segment:Segmenter.load")
+    with cluster_client(cluster, quiet=quiet) as client:
+        calls = [(_segment_file_task, (ref, src, dst, run), {}) for src, dst in pairs]
+        results = dist.run_tasks(client, calls, description="segmenting", quiet=quiet)
+    for (src, _), result in zip(pairs, results, strict=True):
+        with reported_warnings(src):
+            line = dist.replay(result)
+        if not quiet:
+            out.print(line)
 
 
 def _segment_with_package(

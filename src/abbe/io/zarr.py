@@ -74,13 +74,49 @@ def ome_zarr_writer(
 ) -> Iterator[Any]:
     """Yield an empty level-0 zarr array to fill (e.g. tile by tile); on success build the pyramid,
     write the NGFF metadata and move the store into place atomically."""
-    import dask.array as da
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        level0 = create_level0(tmp, shape, dtype, meta, chunks=_chunks(meta.axes, chunk))
+        yield level0
+        finish_ome_zarr(
+            tmp, meta, name=Path(path).stem, min_level_size=min_level_size, max_levels=max_levels
+        )
+
+
+def _chunks(axes: str, chunk: int) -> tuple[int, ...]:
+    return tuple(chunk if a in "YX" else 1 for a in axes)
+
+
+def create_level0(
+    path: Path, shape: tuple[int, ...], dtype: Any, meta: Meta, *, chunks: tuple[int, ...]
+) -> Any:
+    """Create a Zarr v3 group at ``path`` (not atomically: the caller owns the folder) holding an
+    empty level-0 array ``"0"``; :func:`finish_ome_zarr` later makes it an OME-Zarr."""
     import zarr
 
     axes = meta.axes
     if list(axes) != [a for a in "TCZYX" if a in axes]:
         raise InputError(f"OME-Zarr needs axes in TCZYX order, got {axes!r}", path)
-    chunks = tuple(chunk if a in "YX" else 1 for a in axes)
+    group = zarr.open_group(path, mode="w", zarr_format=3)
+    return group.create_array("0", shape=shape, chunks=chunks, dtype=dtype)
+
+
+def finish_ome_zarr(
+    path: Path,
+    meta: Meta,
+    *,
+    name: str,
+    min_level_size: int = 256,
+    max_levels: int = 6,
+) -> None:
+    """Build the 2× (Y, X) mean pyramid from the filled level ``"0"`` of the group at ``path``
+    and write the NGFF metadata (runs on a dask cluster when a client is active)."""
+    import dask.array as da
+    import zarr
+
+    axes = meta.axes
+    group = zarr.open_group(path, mode="r+", zarr_format=3)
+    level0 = group["0"]
+    chunks = _chunks(axes, level0.chunks[axes.index("X")])
     iy, ix = axes.index("Y"), axes.index("X")
     base = [1.0] * len(axes)
     px = meta.pixel_size_nm or 1.0
@@ -89,33 +125,30 @@ def ome_zarr_writer(
         base[axes.index("Z")] = meta.z_step_nm
     if "T" in axes and meta.frame_interval_s:
         base[axes.index("T")] = meta.frame_interval_s
-
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        group = zarr.open_group(tmp, mode="w", zarr_format=3)
-        level0 = group.create_array("0", shape=shape, chunks=chunks, dtype=dtype)
-        yield level0
-        datasets = [_dataset(0, base, 1, iy, ix)]
-        level, factor = da.from_zarr(level0), 1
-        for i in range(1, max_levels):
-            if min(level.shape[iy], level.shape[ix]) // 2 < min_level_size:
-                break
-            level = _downsample(level, iy, ix).rechunk(chunks)
-            factor *= 2
-            out = group.create_array(str(i), shape=level.shape, chunks=chunks, dtype=level.dtype)
-            da.store(level, out, lock=False)
-            level = da.from_zarr(out)
-            datasets.append(_dataset(i, base, factor, iy, ix))
-        group.attrs["ome"] = {
-            "version": "0.5",
-            "multiscales": [
-                {
-                    "name": Path(path).stem,
-                    "axes": [_axis(a, meta) for a in axes],
-                    "datasets": datasets,
-                }
-            ],
-        }
-        group.attrs["abbe"] = dict(meta.extra)
+    datasets = [_dataset(0, base, 1, iy, ix)]
+    level, factor = da.from_zarr(level0), 1
+    for i in range(1, max_levels):
+        if min(level.shape[iy], level.shape[ix]) // 2 < min_level_size:
+            break
+        level = _downsample(level, iy, ix).rechunk(chunks)
+        factor *= 2
+        out = group.create_array(
+            str(i), shape=level.shape, chunks=chunks, dtype=level.dtype, overwrite=True
+        )
+        da.store(level, out, lock=False)
+        level = da.from_zarr(out)
+        datasets.append(_dataset(i, base, factor, iy, ix))
+    group.attrs["ome"] = {
+        "version": "0.5",
+        "multiscales": [
+            {
+                "name": name,
+                "axes": [_axis(a, meta) for a in axes],
+                "datasets": datasets,
+            }
+        ],
+    }
+    group.attrs["abbe"] = dict(meta.extra)
 
 
 def _dataset(i: int, base: list[float], factor: int, iy: int, ix: int) -> dict[str, Any]:

@@ -11,9 +11,11 @@ are no seams to blend away. Windows are read from, and cores written to, any sli
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,26 @@ class Tile:
     window: tuple[slice, ...]  # in padded-image coordinates
     core_in_window: tuple[slice, ...]  # core, relative to the window
     core: tuple[slice, ...]  # core in output (unpadded) coordinates, clipped to the image
+
+
+#: Indices (in :func:`plan_tiles` order) of the tiles :func:`predict_tiled` computes; None: all.
+_SELECTED: ContextVar[frozenset[int] | None] = ContextVar("abbe_selected_tiles", default=None)
+
+
+@contextlib.contextmanager
+def only_tiles(indices: Iterable[int]) -> Iterator[None]:
+    """Compute only these tiles (their indices in :func:`plan_tiles` order) in every
+    :func:`predict_tiled` call inside the block; the other regions of ``out`` are not touched.
+
+    A distributed task's share of one image (:mod:`abbe.predict.distributed`): each tile is
+    computed exactly as in a one-process run (same window, same context), so the tasks together
+    write the same output.
+    """
+    token = _SELECTED.set(frozenset(int(i) for i in indices))
+    try:
+        yield
+    finally:
+        _SELECTED.reset(token)
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -156,6 +178,9 @@ def predict_tiled(
     if out is None:
         big = tuple(n * scale for n in shape)
         out = np.empty((out_channels or image.shape[0], *big), dtype=np.float32)
+    selected = _SELECTED.get()
+    if selected is not None:
+        tiles = [t for i, t in enumerate(tiles) if i in selected]
     iterator: Iterator[Tile] = iter(tiles)
     if progress is not None:
         iterator = progress(iterator, len(tiles))

@@ -161,6 +161,7 @@ class RestorationModel(Model):
         uncertainty: bool | str = False,
         out_uncertainty: Any | None = None,
         warn: bool = True,
+        intensity_range: tuple[float, float] | None = None,
     ) -> Any:
         """Restore an image.
 
@@ -180,6 +181,9 @@ class RestorationModel(Model):
         out_uncertainty : array to write the uncertainty into.
         warn : warn (:class:`abbe.trust.ood.OutOfDistributionWarning`) when the image differs
             from the training data.
+        intensity_range : the image's normalization percentiles (low, high) when already known
+            (a distributed task predicting part of an image: the whole image's range, so every
+            part is normalized alike); None measures them.
 
         Returns
         -------
@@ -206,7 +210,10 @@ class RestorationModel(Model):
         memory_format = torch.channels_last if net_cfg.dims == 2 else torch.contiguous_format
         net = net.to(memory_format=memory_format)
         norm = self.config.normalization
-        lo, hi = percentile_range(image, norm.low, norm.high)
+        if intensity_range is None:
+            lo, hi = percentile_range(image, norm.low, norm.high)
+        else:
+            lo, hi = (float(v) for v in intensity_range)
         loop_axes = [a for a in axes if a not in spatial]
         order = [axes.index(a) for a in loop_axes + list(spatial)]
         view = _transpose(image, order)
