@@ -2,31 +2,34 @@
 
 For every localization the spectral crop (:class:`~abbe.simulate.spectral.Spectrometer`: the
 pass band's columns plus margins, ``crop_height`` rows around the localization's row) is cut
-from the frame. The spectral centroid is the photon-weighted mean wavelength of the crop after
-subtracting the background, ``c = Σ λ_j (I_j − b) / Σ (I_j − b)`` over the central rows, the
-estimator of Zhang et al., Nat Methods 12:935 (2015); the background ``b`` is the median of the
-crop's top and bottom rows, where a spot σ ≤ 1.5 px puts under 1 % of its light. Each wavelength
-column is placed from the localization's x, so the spatial precision enters the centroid as it
-does in the instrument.
+from the frame. The spectral centroid is the background-subtracted, photon-weighted mean
+wavelength ``c = Σ λ_j a_j / Σ a_j`` (Zhang et al., Nat Methods 12:935 (2015)), where ``a_j`` is
+column ``j``'s photons read across rows with the PSF's row profile as weights, and the
+background is the mean of the crop's top and bottom rows (a spot of σ ≤ 1.5 px puts under
+1 % of its light there). Each column's wavelength is placed from the localization's x, so the
+spatial precision enters the centroid as it does in the instrument.
 
 The dye is the one whose reference centroid (the estimator applied to that dye's noise-free
-crop) lies nearest. The precision bound is the Cramér–Rao lower bound of the spectral position
-under Poisson noise and a uniform background: the Fisher information of the expected crop
-``μ = N·q_i·p_j(c) + b`` in (c, N, b), inverted (Smith et al., Nat Methods 7:373 (2010), for the
-same construction in space); it is the bound of any unbiased estimator of a shift of the dye's
-spectrum, so the weighted centroid, which spends no weight on where the spectrum is, stays above
-it where the background is high (Gaire et al., Biomed Opt Express 11:2705 (2020), read the
-centroid off a network to come closer).
+crop) lies nearest. Two Cramér–Rao bounds under Poisson noise and a uniform background (Smith
+et al., Nat Methods 7:373 (2010), for the same construction in space):
+:func:`centroid_crlb`, the bound of the centroid when the spectrum's shape is unknown (each
+column free), which the weighted centroid nearly reaches; and :func:`shift_crlb`, the bound on
+the position of a *known* spectrum, which only an estimator that knows the dyes' shapes can
+approach (Gaire et al., Biomed Opt Express 11:2705 (2020), read the centroid off a network
+trained on them).
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from abbe.errors import InputError
+from abbe.errors import AbbeWarning, InputError
 from abbe.simulate.spectral import SpectralSetup, row_profiles, spectral_profiles
 
 UNASSIGNED = "unassigned"
@@ -117,9 +120,10 @@ def spectral_crops(
 
 
 def crop_background(crops: np.ndarray) -> np.ndarray:
-    """Background per crop (photons per pixel): median of its top and bottom rows."""
+    """Background per crop (photons per pixel): mean of its top and bottom rows (a median of
+    Poisson counts is biased by up to half a photon, which the sum over a crop multiplies)."""
     edge = np.concatenate([crops[:, 0, :], crops[:, -1, :]], axis=1)
-    return np.median(edge, axis=1)
+    return edge.mean(axis=1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -314,3 +318,92 @@ def classify_classical(crops: CropSet, setup: SpectralSetup, *, sigma_px: float)
             "spectral_background": est.background,
         }
     )
+
+
+def spectral_columns(
+    frames: np.ndarray,
+    locs: pd.DataFrame,
+    setup: SpectralSetup,
+    *,
+    pixel_size_nm: float,
+    sigma_px: float,
+    model: Any = None,
+    **compute: Any,
+) -> pd.DataFrame:
+    """The colour columns of ``locs`` (one row each, same order).
+
+    Classical (:func:`classify_classical`): ``dye``, ``centroid_nm``, ``centroid_crlb_nm``,
+    ``spectral_photons``, ``spectral_background``. With a
+    :class:`~abbe.localize.spectral_model.SpectralClassifier` ``model``: ``dye`` becomes its
+    calibrated choice (``unassigned`` below its ``reject_below``), plus ``p_<dye>`` per dye
+    and ``centroid_learned_nm``; ``dye_centroid`` keeps the classical choice.
+
+    Warns (:class:`AbbeWarning`) when spectral crops run outside the spectral region: those
+    spectra are cut and their dyes unreliable.
+
+    Parameters
+    ----------
+    frames : (T, Y, X) whole frames in photons (both regions); ``locs['frame']`` from 1.
+    """
+    crops = spectral_crops(frames, locs, setup, pixel_size_nm=pixel_size_nm)
+    table = classify_classical(crops, setup, sigma_px=sigma_px)
+    cut = int((~crops.inside).sum())
+    if cut:
+        warnings.warn(
+            f"{cut} of {len(locs)} localizations have spectral crops that run outside the "
+            "spectral region (their spectra are cut, their dye and centroid unreliable); check "
+            "spectral.offset_x_px, offset_y_px and range_nm in the dyes file",
+            AbbeWarning,
+            stacklevel=2,
+        )
+    if model is not None and len(locs):
+        pred = model.predict(crops.crops, crops.frac, **compute)
+        table = table.rename(columns={"dye": "dye_centroid"})
+        table.insert(0, "dye", pred["dye"])
+        for k, name in enumerate(model.dyes):
+            table[f"p_{name}"] = pred["probabilities"][:, k]
+        table["centroid_learned_nm"] = pred["centroid_nm"]
+    elif model is not None:
+        table = table.rename(columns={"dye": "dye_centroid"})
+        table.insert(0, "dye", pd.Series(dtype=object))
+        for name in model.dyes:
+            table[f"p_{name}"] = pd.Series(dtype=float)
+        table["centroid_learned_nm"] = pd.Series(dtype=float)
+    table.index = locs.index
+    return table
+
+
+#: Colours of the dyes in a render (RGB, 0…1), in the order of the dyes file.
+DYE_COLOURS = (
+    (1.0, 0.2, 0.2),
+    (0.2, 1.0, 0.2),
+    (0.3, 0.5, 1.0),
+    (1.0, 0.9, 0.1),
+    (1.0, 0.2, 1.0),
+    (0.1, 1.0, 1.0),
+)
+
+
+def render_by_colour(
+    locs: pd.DataFrame,
+    dyes: Sequence[str],
+    *,
+    field_nm: tuple[float, float],
+    pixel_size_nm: float,
+) -> np.ndarray:
+    """An RGB render ``(3, Y, X)`` float32 in 0…1: each dye's localizations drawn as Gaussians
+    (:func:`abbe.localize.render.render_gaussian`) in its colour of :data:`DYE_COLOURS`;
+    unassigned ones are left out. Each dye's image is scaled by its own 99.5th percentile."""
+    from abbe.localize.render import render_gaussian
+
+    rgb = None
+    for k, name in enumerate(dyes):
+        part = locs[locs["dye"] == name]
+        img = render_gaussian(part, field_nm=field_nm, pixel_size_nm=pixel_size_nm)
+        if rgb is None:
+            rgb = np.zeros((3, *img.shape), np.float32)
+        top = float(np.percentile(img[img > 0], 99.5)) if (img > 0).any() else 1.0
+        colour = np.asarray(DYE_COLOURS[k % len(DYE_COLOURS)], np.float32)
+        rgb += colour[:, None, None] * np.clip(img / max(top, 1e-12), 0, 1)[None]
+    assert rgb is not None
+    return np.clip(rgb, 0.0, 1.0)

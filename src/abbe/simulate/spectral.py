@@ -476,7 +476,11 @@ def spectral_smlm(
     for t in range(frames):
         k = rng.poisson(emitters_per_frame)
         x = rng.uniform(margin, size[1] - margin, k)
-        y = rng.uniform(margin, size[0] - margin, k)
+        # Rows: the whole spectral crop must lie in the frame.
+        y_margin = max(margin, spec.crop_height // 2 + 1 - spec.offset_y_px)
+        y = rng.uniform(
+            y_margin, size[0] - max(margin, spec.crop_height // 2 + 1 + spec.offset_y_px), k
+        )
         keep = _sparse(x, y, spec, sigma_px)
         for xi, yi in zip(x[keep], y[keep], strict=True):
             rows.append((t, xi, yi, ident))
