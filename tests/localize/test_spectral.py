@@ -116,3 +116,20 @@ def test_no_warning_for_spectra_inside_the_region():
     with warnings.catch_warnings():
         warnings.simplefilter("error", AbbeWarning)
         spectral_columns(sim.stack, sim.truth, sim.setup, pixel_size_nm=100.0, sigma_px=SIGMA)
+
+
+def test_the_readme_dyes_block_is_a_valid_dyes_file():
+    # README's Colour section shows a dyes.yaml (fenced ``yml``; the ``yaml`` block is the
+    # training configuration that tests/test_readme.py checks).
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from abbe.simulate.spectral import setup_from_dict
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    (block,) = re.findall(r"^```yml\n(.*?)^```", readme.read_text(), flags=re.M | re.S)
+    setup = setup_from_dict(yaml.safe_load(block))
+    assert setup.names == ["AF647", "CF660C", "CF680"]
+    assert setup.spectrometer.crop_width == 39  # 160 nm at 5 nm/px, 3 px margins
