@@ -108,3 +108,33 @@ def test_unmix_with_the_known_and_an_estimated_matrix(cli, tmp_path):
     m = np.loadtxt(tmp_path / "est.matrix.csv", delimiter=",")
     true_m = np.loadtxt(tmp_path / "mc" / "matrix.csv", delimiter=",")
     assert np.abs(m - true_m).max() < 0.05
+
+
+def test_localize_spectral_refuses_a_table_format_without_colour_columns(cli, ssmlm_dir, tmp_path):
+    res = cli(
+        "localize",
+        ssmlm_dir / "stack.tif",
+        "-o",
+        tmp_path / "locs_ts.csv",
+        "--spectral",
+        ssmlm_dir / "dyes.yaml",
+    )
+    assert res.code == 2 and "only abbe's CSV" in res.err and len(res.err.splitlines()) == 1
+
+
+def test_a_model_for_other_dyes_is_refused_in_one_line(cli, ssmlm_dir, tiny_model, tmp_path):
+    other = tmp_path / "dyes.yaml"
+    text = (ssmlm_dir / "dyes.yaml").read_text().replace("- CF680", "- DY634")
+    other.write_text(text)
+    res = cli(
+        "localize",
+        ssmlm_dir / "stack.tif",
+        "-o",
+        tmp_path / "locs.csv",
+        "--spectral",
+        other,
+        "--model",
+        tiny_model,
+    )
+    assert res.code == 2 and "trained for dyes AF647, CF660C, CF680" in res.err
+    assert len(res.err.splitlines()) == 1 and str(other) in res.err

@@ -134,7 +134,7 @@ def localize(
         learned = load_model(method)
     if threshold is not None and method == "fit":
         raise InputError("--threshold is for learned models; fitting takes --min-photons")
-    setup, colour_model = _spectral_inputs(spectral, spectral_model)
+    setup, colour_model = _spectral_inputs(spectral, spectral_model, output)
     data, meta = io.read(stack_path, axes=axes)
     stack = io.as_tyx(data, meta.axes, path=stack_path, what="localization")
     px = io.pixel_size(meta, pixel_size_nm, path=stack_path)
@@ -272,12 +272,20 @@ def localize(
         )
 
 
-def _spectral_inputs(spectral: Path | None, model_path: Path | None):
+def _spectral_inputs(spectral: Path | None, model_path: Path | None, output: Path):
     """The dyes file's setup and the spectral model (checked against each other), or Nones."""
     if spectral is None:
         if model_path is not None:
             raise InputError("--model is for colour: give --spectral dyes.yaml too", model_path)
         return None, None
+    name = output.name.lower()
+    if not name.endswith(".csv") or name.endswith((".thunderstorm.csv", "_ts.csv")):
+        # ThunderSTORM's and Picasso's tables have no place for dye and centroid columns.
+        raise InputError(
+            "--spectral writes dye and centroid columns, which only abbe's CSV holds; "
+            "name the output NAME.csv",
+            output,
+        )
     from abbe.simulate.spectral import load_setup
 
     setup = load_setup(spectral)
