@@ -59,6 +59,13 @@ def _smlm_stack() -> np.ndarray:
     return smlm(frames=2, size=32, density=1.0, camera="ideal", seed=5).stack
 
 
+def _spectral_crops() -> tuple[np.ndarray, np.ndarray]:
+    from abbe.simulate.spectral import default_setup, simulate_crops
+
+    sim = simulate_crops(default_setup(), 4, seed=2)
+    return sim.crops, sim.frac
+
+
 def _crops() -> tuple[list[np.ndarray], list[str]]:
     from abbe.classify.model import ClassifierConfig, simulated_crops
 
@@ -101,6 +108,11 @@ CASES: dict[str, Case] = {
         {"network": {**TINY_UNET, "out_channels": 1}, "upsampling": 2},
         lambda m, work, resume: m.fit(work_dir=work, resume=resume),
         lambda m: m.predict_maps(_smlm_stack()),
+    ),
+    "spectral": Case(
+        {"network": {"width": 4, "stages": 2}, "calibration_crops": 100},
+        lambda m, work, resume: m.fit(work_dir=work, resume=resume),
+        lambda m: m.logits(*_spectral_crops()),
     ),
 }
 

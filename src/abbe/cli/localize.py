@@ -79,7 +79,22 @@ def localize(
     max_emitters: int = typer.Option(
         3, "--max-emitters", min=1, max=5, help="Emitters fitted together where spots overlap."
     ),
-    render: Path = typer.Option(None, "--render", help="Also write a super-resolved TIFF."),
+    spectral: Path = typer.Option(
+        None,
+        "--spectral",
+        help="sSMLM: a dyes.yaml (dyes, and where the spectral region lies: region_x0, "
+        "offset_x_px, reference_nm, dispersion_nm_per_px, range_nm). Localizes in the spatial "
+        "region and adds dye, centroid_nm, centroid_crlb_nm (and p_<dye> with --model).",
+    ),
+    spectral_model: Path = typer.Option(
+        None,
+        "--model",
+        help="With --spectral: a spectral model folder (abbe train spectral) for calibrated "
+        "dye probabilities; default the classical nearest-centroid dye.",
+    ),
+    render: Path = typer.Option(
+        None, "--render", help="Also write a super-resolved TIFF (RGB by dye with --spectral)."
+    ),
     render_pixel_nm: float = typer.Option(
         10.0, "--render-pixel", min=0.1, help="Pixel of the render, nm."
     ),
@@ -132,9 +147,15 @@ def localize(
         learned = load_model(method)
     if threshold is not None and method == "fit":
         raise InputError("--threshold is for learned models; fitting takes --min-photons")
+    setup, colour_model = _spectral_inputs(spectral, spectral_model, output)
+    if setup is not None and cluster is not None:
+        raise InputError("--spectral runs in one process for now: leave out --cluster", spectral)
     data, meta = io.read(stack_path, axes=axes)
     stack = io.as_tyx(data, meta.axes, path=stack_path, what="localization")
     px = io.pixel_size(meta, pixel_size_nm, path=stack_path)
+    whole = stack
+    if setup is not None:
+        stack = _spatial_region(stack, setup, stack_path)
     if learned is not None and abs(learned.config.pixel_size_nm / px - 1) > 0.02:
         raise InputError(
             f"the {learned.method} model was trained for {learned.config.pixel_size_nm:g} nm "
@@ -150,6 +171,9 @@ def localize(
     with reported_warnings(stack_path) as early:
         camera = load_camera(camera_file) if camera_file is not None else None
         camera = camera or flags
+        whole_camera = camera
+        if setup is not None and camera is not None:
+            camera = _region_camera(camera, setup.spectrometer.region_x0)
         check_photon_units(
             stack,
             camera=camera,
@@ -195,6 +219,22 @@ def localize(
                 )
                 for start in progress(starts, "localizing", total=len(starts), quiet=quiet)
             ]
+        if setup is not None:
+            parts = [
+                _coloured(
+                    part,
+                    whole,
+                    start,
+                    chunk_frames,
+                    whole_camera,
+                    setup,
+                    colour_model,
+                    px,
+                    psf_sigma_nm,
+                    options,
+                )
+                for start, part in zip(starts, parts, strict=True)
+            ]
         locs = pd.concat(parts, ignore_index=True)
         read = (learned.metrics.get("stack_conditions") or {}) if method == "deepstorm" else {}
         if read.get("density_source") == "fluctuations" and read.get("stack_density"):
@@ -224,7 +264,20 @@ def localize(
         output, locs, pixel_size_nm=px, shape=stack.shape, overwrite=overwrite, info=info
     )
     written += _write_caveats(output, stack_path, caveats)
-    if render is not None:
+    if render is not None and setup is not None:
+        from abbe.localize.spectral import DYE_COLOURS, render_by_colour
+
+        names = colour_model.dyes if colour_model is not None else setup.names
+        image = render_by_colour(locs, names, field_nm=field_nm, pixel_size_nm=render_pixel_nm)
+        colours = {n: DYE_COLOURS[k % len(DYE_COLOURS)] for k, n in enumerate(names)}
+        extra = {"units": "RGB 0-1, channels red, green, blue", "dye_colours": colours}
+        io.write(
+            render,
+            image,
+            io.Meta("CYX", pixel_size_nm=render_pixel_nm, extra=extra),
+            overwrite=overwrite,
+        )
+    elif render is not None:
         image = render_gaussian(locs, field_nm=field_nm, pixel_size_nm=render_pixel_nm)
         io.write(
             render,
@@ -236,9 +289,13 @@ def localize(
         precision = (
             f", median precision {np.median(locs['uncertainty_nm']):.1f} nm" if len(locs) else ""
         )
+        colour = ""
+        if setup is not None and len(locs):
+            counts = locs["dye"].value_counts()
+            colour = "; " + ", ".join(f"{k} {v}" for k, v in counts.items())
         out.print(
             f"{stack_path} → {', '.join(str(p) for p in written)}: {len(locs)} localizations "
-            f"in {stack.shape[0]} frame{'s' if stack.shape[0] != 1 else ''}{precision}"
+            f"in {stack.shape[0]} frame{'s' if stack.shape[0] != 1 else ''}{precision}{colour}"
             + (f"; render {render}" if render is not None else "")
         )
 
@@ -314,6 +371,96 @@ def _localize_on_cluster(
         ]
         results = dist.run_tasks(client, calls, description="localizing", quiet=quiet)
     return [dist.replay(r) for r in results]
+
+
+def _spectral_inputs(spectral: Path | None, model_path: Path | None, output: Path):
+    """The dyes file's setup and the spectral model (checked against each other), or Nones."""
+    if spectral is None:
+        if model_path is not None:
+            raise InputError("--model is for colour: give --spectral dyes.yaml too", model_path)
+        return None, None
+    name = output.name.lower()
+    if not name.endswith(".csv") or name.endswith((".thunderstorm.csv", "_ts.csv")):
+        # ThunderSTORM's and Picasso's tables have no place for dye and centroid columns.
+        raise InputError(
+            "--spectral writes dye and centroid columns, which only abbe's CSV holds; "
+            "name the output NAME.csv",
+            output,
+        )
+    from abbe.simulate.spectral import load_setup
+
+    setup = load_setup(spectral)
+    model = None
+    if model_path is not None:
+        from abbe import models
+        from abbe.localize.spectral_model import SpectralClassifier
+
+        model = models.load(model_path)
+        if not isinstance(model, SpectralClassifier):
+            raise InputError(
+                f"holds a {model.config.method} model, not a spectral one (abbe train spectral)",
+                model_path,
+            )
+        model.check_setup(setup, spectral)
+    return setup, model
+
+
+def _spatial_region(stack, setup, path: Path):
+    """The spatial image: the columns before the spectral region."""
+    x0 = setup.spectrometer.region_x0
+    if stack.shape[2] <= x0:
+        raise InputError(
+            f"the frames are {stack.shape[2]} columns wide, but the dyes file puts the "
+            f"spectral region at column {x0}; check spectral.region_x0",
+            path,
+        )
+    return stack[:, :, :x0]
+
+
+def _region_camera(camera, columns: int):
+    """The camera of the first ``columns`` columns (per-pixel maps cut to them)."""
+    import dataclasses
+
+    def cut(value):
+        return value[..., :columns] if isinstance(value, np.ndarray) and value.ndim == 2 else value
+
+    return dataclasses.replace(
+        camera,
+        offset=cut(camera.offset),
+        read_noise=cut(camera.read_noise),
+        gain_map=cut(camera.gain_map),
+    )
+
+
+def _with_colour(locs, frames, camera, setup, model, px, psf_sigma_nm, options):
+    """``locs`` (frames from 1 within ``frames``) with the colour columns added."""
+    import pandas as pd
+
+    from abbe.localize.spectral import spectral_columns
+
+    frames = np.asarray(frames, dtype=np.float32)
+    photons = camera.to_photons(frames) if camera is not None else frames
+    if psf_sigma_nm is not None:
+        sigma_px = psf_sigma_nm / px
+    elif "sigma_nm" in locs.columns and len(locs):
+        sigma_px = float(np.nanmedian(locs["sigma_nm"])) / px
+    else:
+        sigma_px = 1.3
+    compute = {k: v for k, v in options.items() if k in ("device", "threads")}
+    cols = spectral_columns(
+        photons, locs, setup, pixel_size_nm=px, sigma_px=sigma_px, model=model, **compute
+    )
+    return pd.concat([locs, cols], axis=1)
+
+
+def _coloured(locs, whole, start, count, camera, setup, model, px, psf_sigma_nm, options):
+    """One chunk's localizations (frames counted from the stack's first) with the colour
+    columns, read from frames ``start … start + count`` of the whole camera frame."""
+    locs = locs.assign(frame=locs["frame"] - start)
+    frames = whole[start : start + count]
+    locs = _with_colour(locs, frames, camera, setup, model, px, psf_sigma_nm, options)
+    locs["frame"] += start
+    return locs
 
 
 def _check_options(learned, threshold: float | None, psf_sigma_nm: float | None) -> dict:

@@ -21,6 +21,7 @@ from abbe.cli import (
     segment,
     simulate,
     train,
+    unmix,
     verify,
 )
 from abbe.cli.command import AbbeTyper
@@ -36,6 +37,7 @@ app.add_typer(simulate.app, name="simulate")
 app.add_typer(train.app, name="train")
 app.command("restore")(restore.restore)
 app.command("localize")(localize.localize)
+app.command("unmix")(unmix.unmix)
 app.command("calibrate")(calibrate.calibrate)
 app.command("segment")(segment.segment)
 app.command("classify")(classify.classify)

@@ -258,3 +258,13 @@ def smlm(
             f"wrote {output}/: stack.tif ({len(stack)} frames, {sim.params['units']['stack']}), "
             f"truth.csv ({len(sim.truth)} emitters), camera.json, params.json"
         )
+
+
+def _register_colour() -> None:
+    from abbe.cli.colour import simulate_multicolour, simulate_ssmlm
+
+    app.command("ssmlm")(simulate_ssmlm)
+    app.command("multicolour")(simulate_multicolour)
+
+
+_register_colour()

@@ -505,10 +505,12 @@ def segment(
 
 def _register_more() -> None:
     from abbe.cli.classify import train_classify
+    from abbe.cli.colour import train_spectral
     from abbe.cli.superres import register
 
     register(app)
     app.command("classify")(train_classify)
+    app.command("spectral")(train_spectral)
 
 
 _register_more()

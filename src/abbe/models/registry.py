@@ -26,6 +26,7 @@ METHODS: dict[str, str] = {
     "classify": "abbe.classify.model:Classifier",
     "localizer": "abbe.localize.learned:Localizer",
     "deepstorm": "abbe.localize.deepstorm:DeepStorm",
+    "spectral": "abbe.localize.spectral_model:SpectralClassifier",
 }
 
 LEGACY_CONFIG = "config.json"  # SMLM models written before the model contract
