@@ -8,7 +8,13 @@ import numpy as np
 import typer
 
 from abbe.cli.common import check_outputs, out, progress, reported_warnings
-from abbe.cli.options import compute, device_option, memory_option, threads_option
+from abbe.cli.options import (
+    compute,
+    device_option,
+    engine_option,
+    memory_option,
+    threads_option,
+)
 from abbe.errors import InputError
 
 
@@ -37,6 +43,7 @@ def segment(
     memory_mb: float = memory_option(),
     device: str = device_option(),
     threads: int = threads_option(),
+    engine: str = engine_option(),
     maps: Path = typer.Option(
         None,
         "--maps",
@@ -62,8 +69,8 @@ def segment(
     check_outputs([*targets, *map_targets], overwrite=overwrite)
     options = compute(device, threads, memory_mb)
     if is_package(model):
-        if diameter is not None or tta:
-            raise InputError("--diameter and --tta apply to abbe's own models", model)
+        if diameter is not None or tta or engine != "torch":
+            raise InputError("--diameter, --tta and --engine apply to abbe's own models", model)
         run = {"axes": axes, "channel": channel, "overwrite": overwrite, "quiet": quiet}
         _segment_with_package(model, inputs, targets, map_targets, options, run)
         return
@@ -71,6 +78,11 @@ def segment(
         raise InputError(
             "--maps writes the maps of a bioimage.io package; abbe's own models write labels"
         )
+    if engine != "torch":
+        from abbe.predict.engines import check_device, check_engine
+
+        check_device(check_engine(engine), device)
+        options["engine"] = engine
     seg = Segmenter.load(model)
     pairs = list(zip(inputs, targets, strict=True))
     for src, dst in progress(pairs, "segmenting", total=len(pairs), quiet=quiet or len(pairs) < 2):
