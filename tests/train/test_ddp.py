@@ -64,6 +64,7 @@ def test_strategy_is_validated_and_ddp_runs_on_cpu_with_gloo():
     with pytest.raises(ConfigError, match="strategy"):
         revalidated(TrainingConfig(), {"strategy": "fsdp"})
     assert strategy_for(TrainingConfig()) == "auto"
+    assert strategy_for(TrainingConfig(strategy="ddp", devices=1)) == "auto"  # one process
     ddp = strategy_for(TrainingConfig(**TINY))
     assert ddp.process_group_backend == "gloo" and ddp._start_method == "spawn"
 
@@ -87,3 +88,25 @@ def test_two_processes_same_seed_same_model_and_resume(tmp_path):
         straight.network.state_dict().values(), resumed.network.state_dict().values(), strict=True
     ):
         assert torch.equal(p, q)
+    # ...and it is the trained network the processes handed back, not the initial one.
+    initial = _net().state_dict()
+    assert any(not torch.equal(initial[k], v) for k, v in straight.network.state_dict().items())
+
+
+@pytest.mark.slow
+def test_time_budget_stops_every_process_at_the_same_step(tmp_path):
+    # Without a shared clock one process stops alone and the other waits forever in its next
+    # all-reduce; run in a thread so that a hang fails the test instead of blocking the suite.
+    import threading
+
+    train, val = _pools()
+    cfg = TrainingConfig(**{**TINY, "schedule": "cosine"}, max_epochs=200, max_time_s=0.3)
+    result: list = []
+    worker = threading.Thread(
+        target=lambda: result.append(fit(_net(), train, val, cfg, work_dir=tmp_path, quiet=True)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=240)
+    assert result, "DDP training with a time budget did not finish (a process stopped alone?)"
+    assert 0 < result[0].steps < 200 * 3  # stopped by the budget, long before max_epochs

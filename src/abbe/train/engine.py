@@ -302,6 +302,10 @@ class Budget(Callback):
     ) -> None:
         if self._t0 is not None:
             self.elapsed += time.perf_counter() - self._t0
+        if self.cfg.max_time_s and trainer.world_size > 1:
+            # DDP: every process follows rank 0's clock, so all set the same learning rate and
+            # stop at the same step (one stopping alone would leave the others waiting forever).
+            self.elapsed = float(trainer.strategy.broadcast(self.elapsed, src=0))
         if self.cfg.max_time_s and self.run_elapsed >= self.cfg.max_time_s:
             self.stopped_by = "time"
             trainer.should_stop = True
@@ -468,8 +472,8 @@ def strategy_for(cfg: TrainingConfig) -> Any:
     process): the same code then works from Python, pytest, a notebook or the CLI.
     """
     n = cfg.devices if isinstance(cfg.devices, int) else None
-    if cfg.strategy == "auto" and (n is None or n <= 1):
-        return "auto"
+    if (cfg.strategy == "auto" and n is None) or (n is not None and n <= 1):
+        return "auto"  # one process: DDP would only add the cost of starting it
     from lightning.pytorch.strategies import DDPStrategy
 
     gpu = cfg.accelerator.lower() in ("gpu", "cuda") or (
@@ -619,11 +623,12 @@ def fit(
         task: RestorationTask = GANTask(network, cfg, loss_fn, discriminator, adversarial_weight)
     else:
         task = RestorationTask(network, cfg, loss_fn)
+    strategy = strategy_for(cfg)
     with _quiet_lightning(), torch_threads(cfg.threads):
         trainer = L.Trainer(
             accelerator=cfg.accelerator,
             devices=cfg.devices,
-            strategy=strategy_for(cfg),
+            strategy=strategy,
             # Each process picks its own batches (_EpochBatches): no sampler splits them.
             use_distributed_sampler=False,
             precision=cfg.precision,
@@ -653,7 +658,7 @@ def fit(
         stopped_by = budget.stopped_by
         if any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in callbacks):
             stopped_by = "early_stopping"
-        if trainer.world_size > 1:
+        if not isinstance(strategy, str):
             # DDP by spawn: the processes are gone; this one holds rank 0's weights, and rank 0
             # wrote the history. Validating here needs no new processes.
             return _after_spawn(task, val_loader, history, ckpt_dir / BEST, resume)
