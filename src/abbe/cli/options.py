@@ -26,6 +26,16 @@ def memory_option(default: float = 1024) -> Any:
     return typer.Option(default, "--memory-mb", min=64, help=MEMORY_HELP)
 
 
+ENGINE_HELP = (
+    "torch, onnx (ONNX Runtime on the CPU) or onnx-int8 (int8-quantized, faster, slightly less "
+    "exact); the ONNX files are made once and cached. abbe's own models only."
+)
+
+
+def engine_option() -> Any:
+    return typer.Option("torch", "--engine", help=ENGINE_HELP)
+
+
 def compute(device: str, threads: int | None, memory_mb: float | None = None) -> dict[str, Any]:
     """The prediction options of a model's ``predict``, the device checked before any work
     (a missing GPU is a one-line error, not a failure after minutes)."""

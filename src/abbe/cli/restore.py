@@ -9,7 +9,13 @@ import typer
 
 from abbe.cli.cluster import cluster_option, resume_option
 from abbe.cli.common import check_outputs, err, out, reported_warnings
-from abbe.cli.options import compute, device_option, memory_option, threads_option
+from abbe.cli.options import (
+    compute,
+    device_option,
+    engine_option,
+    memory_option,
+    threads_option,
+)
 from abbe.errors import InputError
 
 _FILE_SUFFIXES = (".tif", ".tiff", ".zarr")
@@ -59,6 +65,7 @@ def restore(
     memory_mb: float = memory_option(),
     device: str = device_option(),
     threads: int = threads_option(),
+    engine: str = engine_option(),
     uncertainty: bool = typer.Option(
         False,
         "--uncertainty",
@@ -102,6 +109,8 @@ def restore(
     m = models.load(model)
     _check_restoration_model(m, model)
     package = hasattr(m, "spec")  # a bioimage.io package (abbe.models.packages)
+    if engine != "torch":
+        options["engine"] = _check_engine(engine, device, package, model)
     if package and not quiet:
         out.print(f"model: {m.describe()}")
         if m.units_note():
@@ -219,6 +228,17 @@ def _check_restoration_model(m: Any, name: str) -> None:
         return
     use = f"{type(m).usage} {name}" if type(m).usage else f"abbe.models.load({name!r})"
     raise InputError(f"is not a restoration model; use it with {use}", name)
+
+
+def _check_engine(engine: str, device: str, package: bool, name: str) -> str:
+    """``--engine`` checked before any work: a known engine, on the CPU, for abbe's own
+    models (a bioimage.io package runs its own weights)."""
+    from abbe.predict.engines import check_device, check_engine
+
+    check_device(check_engine(engine), device)
+    if package:
+        raise InputError(f"--engine {engine} applies to abbe's own models, not packages", name)
+    return engine
 
 
 def _output_meta(model: Any, meta: Any, path: Path) -> Any:

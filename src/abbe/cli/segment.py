@@ -10,7 +10,13 @@ import typer
 
 from abbe.cli.cluster import cluster_option, resume_option
 from abbe.cli.common import check_outputs, out, progress, reported_warnings
-from abbe.cli.options import compute, device_option, memory_option, threads_option
+from abbe.cli.options import (
+    compute,
+    device_option,
+    engine_option,
+    memory_option,
+    threads_option,
+)
 from abbe.errors import InputError
 
 
@@ -39,6 +45,7 @@ def segment(
     memory_mb: float = memory_option(),
     device: str = device_option(),
     threads: int = threads_option(),
+    engine: str = engine_option(),
     maps: Path = typer.Option(
         None,
         "--maps",
@@ -75,8 +82,8 @@ def segment(
     if is_package(model):
         if cluster is not None or resume:
             raise InputError("--cluster and --resume apply to abbe's own models", model)
-        if diameter is not None or tta:
-            raise InputError("--diameter and --tta apply to abbe's own models", model)
+        if diameter is not None or tta or engine != "torch":
+            raise InputError("--diameter, --tta and --engine apply to abbe's own models", model)
         run = {"axes": axes, "channel": channel, "overwrite": overwrite, "quiet": quiet}
         _segment_with_package(model, inputs, targets, map_targets, options, run)
         return
@@ -84,6 +91,11 @@ def segment(
         raise InputError(
             "--maps writes the maps of a bioimage.io package; abbe's own models write labels"
         )
+    if engine != "torch":
+        from abbe.predict.engines import check_device, check_engine
+
+        check_device(check_engine(engine), device)
+        options["engine"] = engine
     seg = Segmenter.load(model)
     pairs = list(zip(inputs, targets, strict=True))
     run = {"axes": axes, "channel": channel, "diameter": diameter, "tta": tta, **options}

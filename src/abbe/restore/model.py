@@ -162,6 +162,7 @@ class RestorationModel(Model):
         out_uncertainty: Any | None = None,
         warn: bool = True,
         intensity_range: tuple[float, float] | None = None,
+        engine: str = "torch",
     ) -> Any:
         """Restore an image.
 
@@ -184,6 +185,8 @@ class RestorationModel(Model):
         intensity_range : the image's normalization percentiles (low, high) when already known
             (a distributed task predicting part of an image: the whole image's range, so every
             part is normalized alike); None measures them.
+        engine : ``torch``, ``onnx`` (ONNX Runtime, CPU) or ``onnx-int8`` (int8-quantized), see
+            :mod:`abbe.predict.engines`; normalization and tiling are the same for all three.
 
         Returns
         -------
@@ -193,7 +196,10 @@ class RestorationModel(Model):
         import torch
 
         from abbe.nn.unet import fuse_batch_norm
+        from abbe.predict.engines import check_device, check_engine
 
+        check_engine(engine)
+        check_device(engine, device)
         axes = check_axes(axes, image.ndim)
         spatial = self.config.axes
         want = {False: None, True: "sd", "sd": "sd", "scale": "scale"}[uncertainty]
@@ -205,10 +211,12 @@ class RestorationModel(Model):
         if not set(spatial) <= set(axes):
             raise InputError(f"a {spatial} model needs an image with axes {spatial}; got {axes}")
         net_cfg = self.config.network
-        dev = resolve_device(device)
-        net = fuse_batch_norm(_copy_network(self.network)).to(dev).eval()
+        dev = resolve_device(device if engine == "torch" else "cpu")
+        if engine == "torch":
+            net = fuse_batch_norm(_copy_network(self.network)).to(dev).eval()
         memory_format = torch.channels_last if net_cfg.dims == 2 else torch.contiguous_format
-        net = net.to(memory_format=memory_format)
+        if engine == "torch":
+            net = net.to(memory_format=memory_format)
         norm = self.config.normalization
         if intensity_range is None:
             lo, hi = percentile_range(image, norm.low, norm.high)
@@ -232,11 +240,15 @@ class RestorationModel(Model):
         # The per-image part of the calibration: this image's noise in normalized units.
         noise = self._normalized_noise(view, len(loop_axes), lo, hi) if want == "sd" else 0.0
 
-        def run(window: np.ndarray) -> np.ndarray:
-            x = torch.from_numpy(normalize(window, lo, hi))[None].to(dev)
-            x = x.to(memory_format=memory_format)
+        def network(x: np.ndarray) -> np.ndarray:
+            if onnx is not None:
+                return onnx(x[None])[0]
+            t = torch.from_numpy(x)[None].to(dev).to(memory_format=memory_format)
             with torch.inference_mode():
-                y = net(x)[0].float().cpu().numpy()
+                return net(t)[0].float().cpu().numpy()
+
+        def run(window: np.ndarray) -> np.ndarray:
+            y = network(normalize(window, lo, hi))
             mean = denormalize(y[:n_out], lo, hi)
             if want is None:
                 return mean
@@ -247,6 +259,11 @@ class RestorationModel(Model):
             return np.concatenate([mean, scale.astype(np.float32)])
 
         with torch_threads(threads):
+            onnx = None
+            if engine != "torch":
+                from abbe.predict.engines import onnx_runner
+
+                onnx = onnx_runner(self, engine, threads=threads)  # type: ignore[arg-type]
             for k in range(n_loop):
                 index = np.unravel_index(k, view.shape[: len(loop_axes)]) if loop_axes else ()
                 frame = view[index] if loop_axes else view

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import ndimage
+from scipy.special import expit
 
 from abbe.compute import network_on, torch_threads
 from abbe.errors import AbbeWarning, InputError
@@ -301,6 +302,7 @@ class Segmenter(Model):
         memory_mb: float = DEFAULT_MEMORY_MB,
         device: str | None = "auto",
         threads: int | None = None,
+        engine: str = "torch",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Foreground probability and normalized distance (Y, X) of an already scaled image.
 
@@ -312,10 +314,18 @@ class Segmenter(Model):
         full context, so the maps equal those of one pass and the labels drawn from them
         continue across tile borders. ``tta`` averages the maps of the image's eight
         rotations and mirror images (test-time augmentation: 8× the time, maps that depend
-        less on the orientation of each nucleus).
+        less on the orientation of each nucleus). ``engine``: ``torch``, ``onnx`` or
+        ``onnx-int8`` (ONNX Runtime on the CPU, :mod:`abbe.predict.engines`).
         """
+        from abbe.predict.engines import check_device, check_engine
+
+        check_device(check_engine(engine), device)
         compute = {"tile": tile, "levels": levels, "memory_mb": memory_mb, "device": device}
         with torch_threads(threads):
+            if engine != "torch":
+                from abbe.predict.engines import onnx_runner
+
+                compute["onnx"] = onnx_runner(self, engine, threads=threads)  # type: ignore[arg-type]
             if not tta:
                 return self._maps_once(image, **compute)
             fg_sum = dist_sum = None
@@ -335,10 +345,19 @@ class Segmenter(Model):
         levels: tuple[float, float] | None,
         memory_mb: float,
         device: str | None,
+        onnx: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
         x = np.ascontiguousarray(normalize_image(image, cfg.percentiles, levels)[None])
         net = self.network.eval()
+        channels = cfg.network.out_channels
+        if onnx is not None:  # ONNX Runtime gives the network's logits; the sigmoid is here
+
+            def run_onnx(window: np.ndarray) -> np.ndarray:
+                return expit(onnx(window[None])[0]).astype(np.float32)
+
+            maps = self.windowed(run_onnx, x, tile=tile, memory_mb=memory_mb, out_channels=channels)
+            return _split_maps(maps)
         with network_on(net, device) as dev:
 
             def run(window: np.ndarray) -> np.ndarray:
@@ -346,13 +365,8 @@ class Segmenter(Model):
                     out = net(torch.from_numpy(np.ascontiguousarray(window[None])).to(dev))[0]
                 return torch.sigmoid(out).cpu().numpy()
 
-            maps = self.windowed(
-                run, x, tile=tile, memory_mb=memory_mb, out_channels=cfg.network.out_channels
-            )
-        if maps.shape[0] == 3:
-            # Contacts cut the distance map: seeds split there and watershed lines follow them.
-            return maps[0], maps[1] * (1.0 - maps[2])
-        return maps[0], maps[1]
+            maps = self.windowed(run, x, tile=tile, memory_mb=memory_mb, out_channels=channels)
+        return _split_maps(maps)
 
     def scale_for(self, image: np.ndarray, diameter_px: float | None = None) -> float:
         """Zoom that gives the image's nuclei the model's trained size (no warnings)."""
@@ -498,6 +512,14 @@ class Segmenter(Model):
         if vol.shape[0] > min_planes:
             out = drop_thin(out, min_planes)
         return _relabel(trim_axially(vol, out)).astype(np.int32)
+
+
+def _split_maps(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Foreground and distance from the network's maps (after the sigmoid)."""
+    if maps.shape[0] == 3:
+        # Contacts cut the distance map: seeds split there and watershed lines follow them.
+        return maps[0], maps[1] * (1.0 - maps[2])
+    return maps[0], maps[1]
 
 
 def _dihedral(a: np.ndarray, k: int, *, inverse: bool = False) -> np.ndarray:

@@ -52,6 +52,19 @@ class TrainingConfig(BaseModel):
     augment: bool = True
     seed: int = 0
     accelerator: str = Field("auto", description="cpu, gpu/cuda, mps or auto (Lightning).")
-    devices: int | str = Field("auto", description="Device count or 'auto'; >1 GPU uses DDP.")
+    devices: int | str = Field(
+        "auto", description="Device count (CPU: processes) or 'auto'; more than one uses DDP."
+    )
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = Field(
+        "auto",
+        description="auto (one device: plain; several: ddp) or ddp: data-parallel training, one "
+        "process per device (gloo on CPU, NCCL on GPUs), started by spawn so that it runs the "
+        "same from Python, the CLI or a notebook (ddp_spawn: the same). Each of N processes "
+        "draws its own batch_size patches per step: N x batch_size per step in all.",
+    )
     precision: str = Field("32-true", description="Lightning precision, e.g. 'bf16-mixed'.")
-    threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores).")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads (default: all cores; under DDP on CPU, per process: cores / N).",
+    )

@@ -3,7 +3,16 @@
 It gives each method: checkpoints after every epoch (safetensors, never pickle), ``resume`` after an
 interruption that continues exactly where the last checkpoint left off, a time budget, a warm-up +
 cosine (or plateau) learning-rate schedule, early stopping, a progress bar, ``history.csv``, seeded
-batches, and GPU or multi-GPU (DDP) training through Lightning when a GPU is present.
+batches, and data-parallel training (Lightning's DDP: ``training.strategy: ddp`` with
+``training.devices: N``) on N GPUs or N CPU processes (gloo).
+
+Under DDP every process takes the same number of steps per epoch and draws its own batches:
+process ``r`` of ``N`` trains on batch ``i·N + r`` where one process trains on batch ``i`` (batches
+depend only on (seed, epoch, index)), so a step sees ``N × batch_size`` patches, the same seed
+gives the same model for the same N, and a resumed run continues with exactly the batches it
+would have drawn. Validation batches are the same on every process. Rank 0 writes checkpoints
+and ``history.csv``. On a CPU each process gets ``cores / N`` threads (``training.threads``, when
+set, per process).
 """
 
 from __future__ import annotations
@@ -132,6 +141,7 @@ class RestorationTask(L.LightningModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=batch[0].shape[0],
+            sync_dist=True,  # DDP: the epoch's mean over all processes
         )
         return loss
 
@@ -143,6 +153,7 @@ class RestorationTask(L.LightningModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=batch[0].shape[0],
+            sync_dist=True,  # DDP: the mean over processes (they validate on the same batches)
         )
 
     def configure_optimizers(self) -> Any:
@@ -291,6 +302,10 @@ class Budget(Callback):
     ) -> None:
         if self._t0 is not None:
             self.elapsed += time.perf_counter() - self._t0
+        if self.cfg.max_time_s and trainer.world_size > 1:
+            # DDP: every process follows rank 0's clock, so all set the same learning rate and
+            # stop at the same step (one stopping alone would leave the others waiting forever).
+            self.elapsed = float(trainer.strategy.broadcast(self.elapsed, src=0))
         if self.cfg.max_time_s and self.run_elapsed >= self.cfg.max_time_s:
             self.stopped_by = "time"
             trainer.should_stop = True
@@ -344,8 +359,12 @@ class History(Callback):
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
         self.write()
 
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._writer = trainer.is_global_zero  # under DDP, rank 0 alone writes the file
+
     def write(self) -> None:
-        write_rows(self.path, self.rows, columns=self.columns)
+        if getattr(self, "_writer", True):
+            write_rows(self.path, self.rows, columns=self.columns)
 
 
 class _EpochBatches(torch.utils.data.Dataset):
@@ -359,12 +378,14 @@ class _EpochBatches(torch.utils.data.Dataset):
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
         self.skip = 0
+        # Data parallel: this process's place among all of them (see the module docstring).
+        self.rank, self.world = 0, 1
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> Any:
-        return self.dataset[i + self.skip]
+        return self.dataset[(i + self.skip) * self.world + self.rank]
 
     @property
     def epoch(self) -> int:
@@ -389,6 +410,7 @@ class _EpochSeed(Callback):
 
     def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         self._trainer = trainer
+        self.batches.rank, self.batches.world = trainer.global_rank, trainer.world_size
 
     def state_dict(self) -> dict[str, Any]:
         # Lightning's own count of finished batches: a resumed epoch asks for exactly the ones
@@ -411,6 +433,53 @@ class _EpochSeed(Callback):
         self._mid_epoch = False
         if not resumed:
             self.batches.epoch, self.batches.skip = trainer.current_epoch, 0
+
+
+class _ProcessThreads(Callback):
+    """Under DDP on a CPU, each process's torch threads: ``training.threads`` or cores / N
+    (N processes each using every core would fight over them)."""
+
+    def __init__(self, threads: int | None) -> None:
+        self.threads = threads
+
+    def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        if trainer.world_size <= 1:
+            return
+        # A spawned process starts with Lightning's chatter and warnings back on.
+        _quiet_lightning().__enter__()
+        if not isinstance(trainer.accelerator, _gpu_accelerators()):
+            torch.set_num_threads(self.threads or max(1, _cores() // trainer.world_size))
+
+
+def _gpu_accelerators() -> tuple[type, ...]:
+    from lightning.pytorch.accelerators import CUDAAccelerator
+
+    return (CUDAAccelerator,)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def strategy_for(cfg: TrainingConfig) -> Any:
+    """Lightning's strategy for ``cfg``: plain for one device; DDP started by spawn (gloo on
+    CPU) for ``strategy: ddp`` or for several devices.
+
+    Spawn rather than Lightning's default for ``ddp`` (which re-runs the command line in each
+    process): the same code then works from Python, pytest, a notebook or the CLI.
+    """
+    n = cfg.devices if isinstance(cfg.devices, int) else None
+    if (cfg.strategy == "auto" and n is None) or (n is not None and n <= 1):
+        return "auto"  # one process: DDP would only add the cost of starting it
+    from lightning.pytorch.strategies import DDPStrategy
+
+    gpu = cfg.accelerator.lower() in ("gpu", "cuda") or (
+        cfg.accelerator.lower() == "auto" and torch.cuda.is_available()
+    )
+    return DDPStrategy(start_method="spawn", process_group_backend=None if gpu else "gloo")
 
 
 class _SaveOnInterrupt(Callback):
@@ -536,6 +605,7 @@ def fit(
         checkpoint,
         _EpochSeed(train_batches),
         on_interrupt,
+        _ProcessThreads(cfg.threads),
     ]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStopping("val_loss", patience=cfg.early_stopping_patience))
@@ -553,10 +623,14 @@ def fit(
         task: RestorationTask = GANTask(network, cfg, loss_fn, discriminator, adversarial_weight)
     else:
         task = RestorationTask(network, cfg, loss_fn)
+    strategy = strategy_for(cfg)
     with _quiet_lightning(), torch_threads(cfg.threads):
         trainer = L.Trainer(
             accelerator=cfg.accelerator,
             devices=cfg.devices,
+            strategy=strategy,
+            # Each process picks its own batches (_EpochBatches): no sampler splits them.
+            use_distributed_sampler=False,
             precision=cfg.precision,
             max_epochs=cfg.max_epochs,
             logger=False,
@@ -584,6 +658,10 @@ def fit(
         stopped_by = budget.stopped_by
         if any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in callbacks):
             stopped_by = "early_stopping"
+        if not isinstance(strategy, str):
+            # DDP by spawn: the processes are gone; this one holds rank 0's weights, and rank 0
+            # wrote the history. Validating here needs no new processes.
+            return _after_spawn(task, val_loader, history, ckpt_dir / BEST, resume)
         final = trainer.validate(task, val_loader, verbose=False)[0]["val_loss"]
     val_loss = float(final)
     best = ckpt_dir / BEST
@@ -602,6 +680,37 @@ def fit(
         steps=trainer.global_step // max(1, len(trainer.optimizers)),
         elapsed_s=budget.elapsed,
         stopped_by=stopped_by,
+        resumed=resume,
+    )
+
+
+def _after_spawn(
+    task: RestorationTask, val_loader: Any, history: History, best: Path, resume: bool
+) -> FitResult:
+    """The result of a DDP run in spawned processes, from what they left: the final weights
+    (given back to this process by Lightning), ``history.csv`` and the best checkpoint."""
+    import csv
+
+    with open(history.path, newline="") as f:
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    task.network.eval()
+    with torch.no_grad():
+        losses = [float(task._step(batch)) for batch in val_loader]
+    val_loss = float(np.mean(losses))
+    scores = [r["val_loss"] for r in rows if math.isfinite(r.get("val_loss", float("nan")))]
+    if best.exists() and scores and min(scores) < val_loss:
+        from abbe.train.checkpoint import load as load_checkpoint
+
+        task.load_state_dict(load_checkpoint(best)["state_dict"])
+        val_loss = min(scores)
+    last = rows[-1] if rows else {}
+    return FitResult(
+        network=task.network.cpu().eval(),
+        history=rows,
+        val_loss=val_loss,
+        steps=int(last.get("step", 0)),
+        elapsed_s=float(last.get("elapsed_s", 0.0)),
+        stopped_by="epochs",
         resumed=resume,
     )
 
