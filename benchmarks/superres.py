@@ -781,13 +781,15 @@ def main() -> None:
         help="A superres.json whose generalization section is kept as the baseline.",
     )
     args = ap.parse_args()
+    baseline: dict = {}
+    if args.baseline is not None:
+        base = json.loads(args.baseline.read_text())["generalization"]
+        base["cells"] = restate_rl_at_best_ssim(base["cells"])
+        base["verdicts"] = generalization_verdicts(base["cells"])
+        baseline["generalization_baseline"] = base
     if args.only == "generalization":
         updates = {"generalization": generalization_section(args.model, args.gen_fields, args.out)}
-        if args.baseline is not None:
-            base = json.loads(args.baseline.read_text())["generalization"]
-            base["cells"] = restate_rl_at_best_ssim(base["cells"])
-            base["verdicts"] = generalization_verdicts(base["cells"])
-            updates["generalization_baseline"] = base
+        updates.update(baseline)
         merge_results(args.out / "superres.json", updates)
         print(json.dumps(updates, indent=1))
         return
@@ -878,6 +880,7 @@ def main() -> None:
             "parameters": m.config.network.n_parameters(),
         }
     result["generalization"] = generalization_section(args.model, args.gen_fields, args.out)
+    result.update(baseline)
     args.out.mkdir(parents=True, exist_ok=True)
     merge_results(args.out / "superres.json", result)
     figure(examples, planted_example, fwhm, args.out / "superres.png")

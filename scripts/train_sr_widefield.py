@@ -24,7 +24,8 @@ CPU it takes 2.5× more steps per minute and predicts a 1024² image in about ha
 
 Training runs a fixed number of steps (``--steps``, default 8000 batches of 8 patches of 32²,
 cosine learning rate) on one thread, so the same seed gives the same model however busy the
-machine is. Measured: TRAINING_TIME_PLACEHOLDER
+machine is. Measured for the shipped model on this 2-core CPU beside other jobs: 8000 steps in
+1229 s of training (0.15 s a step), 1397 s in all with simulating the fields and validating.
 
 Run:
     .venv/bin/python scripts/train_sr_widefield.py [--steps 8000] [--pairs 1024] [--out DIR]

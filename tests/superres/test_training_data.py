@@ -109,3 +109,31 @@ def test_narrow_configs_are_unchanged():
     assert not SRPairConfig().varies_optics
     assert PRESETS["widefield-sim"].structures == ("filaments", "puncta", "rings")
     assert BROAD.varies_optics and BROAD.photons == (10.0, 1000.0)
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "train_sr_widefield.py"
+    spec = importlib.util.spec_from_file_location("train_sr_widefield", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_script_counts_steps_not_minutes():
+    """The bundled model's recipe stops after a number of steps on one thread (no time limit),
+    and its default step count is the one the shipped model was trained with."""
+    import json
+
+    from abbe.models.registry import resolve
+
+    script = _script()
+    cfg = script.model_config("rcan", 1000)
+    assert cfg.training.max_time_s is None
+    assert cfg.training.max_epochs * cfg.training.steps_per_epoch == 1000
+    assert cfg.training.threads == 1
+    shipped = json.loads((resolve("sr-widefield-2x") / "metrics.json").read_text())
+    assert shipped["steps"] == script.STEPS
+    assert shipped["stopped_by"] == "epochs"
