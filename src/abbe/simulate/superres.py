@@ -472,6 +472,7 @@ def sr_pair(
     target = high_resolution(spec.density, config.target_fwhm_nm, spec.pixel_size_nm, k // s)
     # Per target pixel → per input-pixel area (s² target pixels), same background.
     target = target * photon_scale * s * s + bg
+    params.setdefault("seed", seed)  # the broad path draws everything from this one seed
     params.update(
         {
             "scale": s,
