@@ -557,6 +557,7 @@ def segment_tiles(
     quiet: bool = False,
     flush_seconds: float = 2.0,
     only: Sequence[int] | None = None,
+    extra: Callable[[Any], dict[str, Any]] | None = None,
 ) -> SegmentRun:
     """Segment one 2D image into an OME-Zarr label image ``target``, its tiles as tasks.
 
@@ -574,7 +575,8 @@ def segment_tiles(
     ``SIZE_CROP``² of the image and the intensity levels on a subsample of at most 4 M pixels,
     both here (the size's warnings are raised here). Finished tiles are recorded in the resume
     manifest as for :func:`restore_tiles`; with ``only`` just those tiles are computed and the
-    run is left unfinished (``resume`` finishes it).
+    run is left unfinished (``resume`` finishes it). ``extra(size)`` gives the metadata kept
+    with the labels (``abbe`` attributes of the store), from the nucleus size used.
     """
     import zarr
 
@@ -687,6 +689,8 @@ def segment_tiles(
     _remove(work / "0")
     _remove(records)
     (work / "labels").rename(work / "0")
+    if extra is not None:
+        meta = meta.replace(extra=extra(size))
     finish_ome_zarr(work, meta, name=target.name[: -len(".zarr")], max_levels=1)
     if target.exists():
         commit(work, target)
