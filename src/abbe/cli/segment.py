@@ -74,7 +74,12 @@ def segment(
         from abbe.predict.distributed import parse_cluster
 
         parse_cluster(cluster)  # a bad value is a one-line error before any work
-    targets = output_paths(inputs, output)
+    if len(inputs) == 1 and output.name.lower().endswith(".zarr"):
+        # A .zarr output is a folder once written: still the output itself (a --resume or
+        # --overwrite rerun), not a folder to write into.
+        targets = [output]
+    else:
+        targets = output_paths(inputs, output)
     map_targets = output_paths(inputs, maps) if maps is not None else []
     tiled = cluster is not None and len(inputs) == 1 and targets[0].name.lower().endswith(".zarr")
     if tiled:  # one image, tiles as tasks: its own checks (an interrupted run's store)
