@@ -607,8 +607,10 @@ def segment_tiles(
     core_edge = seg.tile_shape(shape, tile, memory_mb) or tuple(_round_up(n, m) for n in shape)
     # Context: the network's reach (in image pixels) and two nucleus diameters, so that the
     # watershed basins of objects on a core's edge lie within the tile; a multiple of the
-    # network's, so that at zoom 1 the tile's pooling grid is the whole image's.
-    halo = _round_up(int(np.ceil(net.receptive_radius / zoom + 4 * size.radius_px)) + 1, m)
+    # network's, so that at zoom 1 the tile's pooling grid is the whole image's; plus one
+    # multiple, the band a rescaled tile may start later (on the multiple) than its edge.
+    reach = net.receptive_radius / zoom + 4 * size.radius_px + (m if abs(zoom - 1) > 0.05 else 0)
+    halo = _round_up(int(np.ceil(reach)) + 1, m)
     _, plan = plan_tiles(shape, tile=core_edge, margin=(halo, halo), multiple=(m, m))
     cores = [t.core for t in plan]
     bound = max((c[0].stop - c[0].start) * (c[1].stop - c[1].start) for c in cores)
@@ -673,11 +675,13 @@ def segment_tiles(
     if len(done) < len(plan):  # only some tiles (``only``): left for --resume
         return SegmentRun(len(plan), len(todo), len(wanted) - len(todo), None, size)
     bins = lab.background_bins(levels)
+    pieces, background = lab.load_records([records / f"{i}.npz" for i in range(len(plan))])
     merged = lab.merge_tiles(
-        [lab.TileLabels.load(records / f"{i}.npz") for i in range(len(plan))],
+        pieces,
         lab.grid_neighbours(cores),
         bins=bins,
         min_contrast=seg.config.min_contrast,
+        background=background,
     )
     # The final pass, chunk by chunk, into a fresh array (an interrupted pass is simply redone).
     group = zarr.open_group(work, mode="r+")

@@ -223,10 +223,14 @@ def merge_tiles(
     *,
     bins: np.ndarray,
     min_contrast: float,
+    background: np.ndarray | None = None,
 ) -> MergedLabels:
     """Join the pieces of objects cut by tile borders (:func:`border_merges`), drop faint
     objects as :func:`~abbe.segment.postprocess.drop_faint` does on the whole image, and number
-    the rest 1 … n in the order of their first piece (tile order)."""
+    the rest 1 … n in the order of their first piece (tile order).
+
+    ``background`` is the sum of the records' histograms when the caller summed them while
+    loading (:func:`load_records`: thousands of tiles' histograms are not held at once)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -257,7 +261,8 @@ def merge_tiles(
     sums = np.concatenate([by_index[i].sums for i in order]) if total else np.zeros(0)
     comp_area = np.bincount(component, weights=areas, minlength=n)
     comp_sum = np.bincount(component, weights=sums, minlength=n)
-    background = np.sum([by_index[i].background for i in order], axis=0)
+    if background is None:
+        background = np.sum([by_index[i].background for i in order], axis=0)
     faint = np.zeros(n, bool)
     if min_contrast > 0 and n > 0 and background.sum() > 0:
         faint = faint_objects(comp_sum / comp_area, comp_area, histogram_median(background, bins),
@@ -275,6 +280,18 @@ def merge_tiles(
         table[1:] = final[component[base[i] : base[i] + r.count]]
         lookup[i] = table
     return MergedLabels(lookup, int(kept.size), int(total - n), int(faint.sum()))
+
+
+def load_records(paths: Sequence[Path]) -> tuple[list[TileLabels], np.ndarray]:
+    """The tiles' records, without their background histograms, and those histograms' sum."""
+    import dataclasses
+
+    records, total = [], None
+    for path in paths:
+        r = TileLabels.load(path)
+        total = r.background.copy() if total is None else total + r.background
+        records.append(dataclasses.replace(r, background=np.zeros(0, np.int64)))
+    return records, total if total is not None else np.zeros(BACKGROUND_BINS, np.int64)
 
 
 def histogram_median(counts: np.ndarray, bins: np.ndarray) -> float:
