@@ -11,6 +11,9 @@ abbe installed and the files on a shared path). Three kinds of tasks:
   whole image's normalization range) and writes its cores into a disjoint region of the output
   Zarr, whose chunks are the tile cores, so no two tasks touch one chunk. Finished tiles are
   recorded in a JSON manifest beside the store (written atomically), which ``--resume`` reads;
+- **one huge image segmented** (:func:`segment_tiles`): tiles as tasks, each labelling its tile
+  grown by a halo and writing its core with ids unique to the tile; objects cut by tile borders
+  are joined afterwards and ids made consecutive chunk by chunk (:mod:`abbe.predict.labels`);
 - **frame chunks** of an SMLM stack: tables returned and concatenated in frame order.
 
 A worker that dies has its tasks rescheduled by Dask; every write is idempotent (a region or a
