@@ -105,6 +105,31 @@ def test_segment_on_a_cluster_gives_the_same_labels(cli, address, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_segment_one_image_into_zarr_tile_by_tile(cli, address, tmp_path):
+    import zarr
+
+    from abbe.simulate.cells import NucleiImageConfig, nuclei_image
+
+    cfg = NucleiImageConfig(radius_px=(10.0, 14.0), coverage=(0.35, 0.35))
+    src = tmp_path / "n.tif"
+    io.write(src, nuclei_image((208, 208), cfg, seed=5).image, io.Meta("YX", pixel_size_nm=100.0))
+    assert cli("segment", src, "-o", tmp_path / "one.tif", "--threads", "1", "-q").code == 0
+    args = ["segment", src, "-o", tmp_path / "c.zarr", "--cluster", address, "--tile", "104"]
+    r = cli(*args)
+    assert r.code == 0, r
+    assert "(4 of 4 tiles" in r.out  # 208² in cores of 104: 2 × 2 tasks
+    one = np.asarray(io.read(tmp_path / "one.tif")[0])
+    labels = zarr.open_group(tmp_path / "c.zarr", mode="r")["0"][:]
+    # Equal up to relabelling: each label meets exactly one label of the other image.
+    pairs = np.unique(np.stack([one.ravel(), labels.ravel()]), axis=1)
+    assert len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
+    assert one.max() > 20 and f"{one.max()} nuclei" in r.out
+    attrs = zarr.open_group(tmp_path / "c.zarr", mode="r").attrs["abbe"]
+    assert attrs["units"] == "labels" and attrs["nuclei"]["measured"] is True
+    r = cli(*args, "--resume")
+    assert r.code == 0 and "done before" in r.out, r.out
+
+
 def test_localize_frame_chunks_on_a_cluster_give_the_same_table(cli, address, tmp_path):
     from abbe.cli.main import main
 

@@ -169,3 +169,107 @@ def test_resume_skips_finished_tiles_and_gives_the_same_output(
     assert _restore(client, image_zarr, target, resume=True).computed == 0
     with pytest.raises(OutputExistsError, match="--overwrite"):
         _restore(client, image_zarr, target)
+
+
+# ----------------------------------------------------------------------------- segmentation
+@pytest.fixture(scope="module")
+def nuclei_tif(tmp_path_factory):
+    """300² simulated nuclei (seed 5, radius 10–14 px, 35 % covered): measured 18 px across,
+    zoomed ×1.2 to the bundled model's size, 114 nuclei, many cut by borders of 104² tiles."""
+    from abbe.simulate.cells import NucleiImageConfig, nuclei_image
+
+    cfg = NucleiImageConfig(radius_px=(10.0, 14.0), coverage=(0.35, 0.35))
+    path = tmp_path_factory.mktemp("seg") / "nuclei.tif"
+    io.write(path, nuclei_image((300, 300), cfg, seed=5).image, io.Meta("YX", pixel_size_nm=100.0))
+    return path
+
+
+@pytest.fixture(scope="module")
+def nuclei_one_process(nuclei_tif):
+    """The reference: the bundled segmenter on the whole image in this process, one thread."""
+    from abbe.segment import Segmenter
+
+    return Segmenter.load("nuclei-fluo").predict(np.asarray(io.read(nuclei_tif)[0]), threads=1)
+
+
+def _segment(client, source, target, **kwargs):
+    ref = dist.model_ref("nuclei-fluo", loader="abbe.segment:Segmenter.load")
+    return dist.segment_tiles(
+        client, ref, source, target, axes=None, meta=io.Meta("YX", pixel_size_nm=100.0),
+        tile=104, quiet=True, **kwargs,
+    )  # fmt: skip
+
+
+def _same_up_to_relabelling(a, b):
+    """Each label of ``a`` (background included) meets exactly one label of ``b`` and vice
+    versa (checked strictly in tests/predict/test_labels.py)."""
+    pairs = np.unique(np.stack([np.ravel(a), np.ravel(b)]), axis=1)
+    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
+
+
+def test_segment_tiles_equal_one_process_up_to_relabelling(
+    client, nuclei_tif, nuclei_one_process, tmp_path
+):
+    import zarr
+
+    target = tmp_path / "labels.zarr"
+    run = _segment(client, nuclei_tif, target)
+    # 300² in cores of 104: 3 × 3 tasks; pieces of nuclei cut by the borders were joined.
+    assert (run.tiles, run.computed, run.skipped) == (9, 9, 0) and run.merged > 20
+    out = zarr.open_group(target, mode="r")["0"]
+    assert out.dtype == np.uint32 and out.chunks == (104, 104)
+    labels = out[:]
+    one = nuclei_one_process
+    assert one.max() > 50 and run.nuclei == one.max() == labels.max()
+    assert _same_up_to_relabelling(one, labels)
+    # Nuclei over a tile corner (in all four tiles around it) are in the reference: each is
+    # one label there, hence here (the comparison above is one-to-one).
+    corners = [(y, x) for y in (104, 208) for x in (104, 208)]
+    over = [
+        k for y, x in corners
+        for k in set(one[y - 1 : y + 1, x - 1 : x + 1].ravel()) - {0}
+        if all(one[y + dy, x + dx] == k for dy in (-1, 0) for dx in (-1, 0))
+    ]  # fmt: skip
+    assert over, "no nucleus covers a tile corner in this image"
+    for k in over:
+        assert len(np.unique(labels[one == k])) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.zarr"]
+    _, meta = io.read(target)
+    assert meta.pixel_size_nm == 100.0
+
+
+def test_segment_tiles_resume_after_a_stop_and_a_killed_worker(
+    client, nuclei_tif, nuclei_one_process, tmp_path
+):
+    target = tmp_path / "r.zarr"
+    work, manifest = dist.partial_paths(target)
+    # A first run stopped after 4 of the 9 tiles: the store and manifest stay for --resume.
+    first = _segment(client, nuclei_tif, target, only=range(4))
+    assert first.nuclei is None and work.exists() and not target.exists()
+    with pytest.raises(OutputExistsError, match="--resume"):
+        _segment(client, nuclei_tif, target)
+    # The rerun with --resume loses a worker (SIGKILL) once 6 tiles are done.
+    pids = client.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_at_six() -> None:
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            try:
+                done = json.loads(manifest.read_text())["done"]
+            except (OSError, ValueError, KeyError):
+                done = []
+            if len(done) >= 6:
+                os.kill(sorted(pids.values())[0], signal.SIGKILL)
+                killed.append(len(done))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=kill_at_six, daemon=True)
+    watcher.start()
+    run = _segment(client, nuclei_tif, target, resume=True, flush_seconds=0.0)
+    watcher.join(timeout=5)
+    assert (run.computed, run.skipped) == (5, 4)
+    assert killed and killed[0] < 9, "the worker was not killed during the run"
+    assert _same_up_to_relabelling(nuclei_one_process, np.asarray(io.read(target)[0]))
+    assert not work.exists() and not manifest.exists()
+    client.wait_for_workers(2, timeout=60)

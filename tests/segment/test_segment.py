@@ -574,3 +574,32 @@ def test_label_level_ends_labels_where_the_blurred_nucleus_falls_to_that_level()
         assert img[inner & (lab == k)].min() >= 0.59 * level
         # The first pixels outside lie below it (all but where another nucleus is near).
         assert np.median(img[outer & near]) < 0.6 * level
+
+
+def test_a_part_is_rescaled_on_the_whole_images_grid():
+    # A distributed tile (abbe.predict.distributed.segment_tiles) rescales its part of the
+    # image: the values must be those of ndimage.zoom on the whole image (same sample
+    # positions), from a multiple of the network's 8 on, and back again.
+    from scipy import ndimage
+
+    from abbe.segment.model import _resize, _unzoom_part, _zoom_part
+
+    image = np.random.default_rng(1).random((150, 130)).astype(np.float32)
+    zoom, origin, part = 1.37, (40, 24), (slice(40, 120), slice(24, 130))
+    whole = ndimage.zoom(image, zoom, order=1)
+    work, grid = _zoom_part(image[part], origin, image.shape, zoom, 8)
+    (y0, _, _), (x0, _, _) = grid
+    assert y0 % 8 == 0 and x0 % 8 == 0 and y0 * (149 / (whole.shape[0] - 1)) >= 40
+    assert x0 + work.shape[1] == whole.shape[1]  # the part reaches the far end in X
+    np.testing.assert_allclose(
+        work, whole[y0 : y0 + work.shape[0], x0 : x0 + work.shape[1]], atol=1e-6
+    )
+    # Back: beyond 8 px of the part's near edges (the rescaled part starts up to 8 px of it,
+    # a multiple, later: a distributed tile's halo covers that band), the whole image's.
+    back = _unzoom_part(
+        whole[y0 : y0 + work.shape[0], x0 : x0 + work.shape[1]], grid, (80, 106), origin,
+        image.shape,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        back[8:-8, 8:], _resize(whole, image.shape)[part][8:-8, 8:], atol=1e-5
+    )

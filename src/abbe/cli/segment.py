@@ -42,6 +42,12 @@ def segment(
         "--tta",
         help="Average the model over the image's 8 rotations and mirror images (8× slower).",
     ),
+    tile: str = typer.Option(
+        "auto",
+        "--tile",
+        help="auto, none, or core edge in pixels: the network's windows; with --cluster into a "
+        ".zarr, the tiles each task labels.",
+    ),
     memory_mb: float = memory_option(),
     device: str = device_option(),
     threads: int = threads_option(),
@@ -61,23 +67,36 @@ def segment(
     a Z stack (--axes ZYX) gives 3D labels (planes segmented, then joined across Z). Prints the
     nucleus size used and the model's training sizes, and warns when the size is doubtful.
     With a bioimage.io package (-m model.zip) the package's maps become labels as its output
-    channels say (see the README, "Run a bioimage.io model"); --maps writes the maps too."""
+    channels say (see the README, "Run a bioimage.io model"); --maps writes the maps too.
+    With --cluster, one image into a .zarr is segmented tile by tile as tasks, and nuclei cut
+    by tile borders are joined again (labels as one process gives, up to their numbering)."""
     from abbe import io
-    from abbe.cli.restore import output_paths
+    from abbe.cli.restore import _tile, output_paths
     from abbe.models.packages import is_package
     from abbe.segment import Segmenter
 
     inputs = io.find_images(inputs, "input")
+    tile_value = _tile(tile)
     if cluster is not None:
         from abbe.predict.distributed import parse_cluster
 
         parse_cluster(cluster)  # a bad value is a one-line error before any work
-    targets = output_paths(inputs, output)
+    if len(inputs) == 1 and output.name.lower().endswith(".zarr"):
+        # A .zarr output is a folder once written: still the output itself (a --resume or
+        # --overwrite rerun), not a folder to write into.
+        targets = [output]
+    else:
+        targets = output_paths(inputs, output)
     map_targets = output_paths(inputs, maps) if maps is not None else []
-    if resume and not map_targets:  # finished outputs are skipped, not refused
+    tiled = cluster is not None and len(inputs) == 1 and targets[0].name.lower().endswith(".zarr")
+    if tiled:  # one image, tiles as tasks: its own checks (an interrupted run's store)
+        from abbe.predict.distributed import check_tile_output
+
+        check_tile_output(targets[0], overwrite=overwrite, resume=resume)
+    elif resume and not map_targets:  # finished outputs are skipped, not refused
         kept = [(i, t) for i, t in zip(inputs, targets, strict=True) if not t.exists()]
         inputs, targets = [i for i, _ in kept], [t for _, t in kept]
-    check_outputs([*targets, *map_targets], overwrite=overwrite)
+    check_outputs([*targets, *map_targets], overwrite=overwrite or tiled)
     options = compute(device, threads, memory_mb)
     if is_package(model):
         if cluster is not None or resume:
@@ -99,6 +118,11 @@ def segment(
     seg = Segmenter.load(model)
     pairs = list(zip(inputs, targets, strict=True))
     run = {"axes": axes, "channel": channel, "diameter": diameter, "tta": tta, **options}
+    if tiled:
+        run = {**run, "tile": tile_value}
+        _segment_tiles(model, inputs[0], targets[0], cluster, run, overwrite, resume, quiet)
+        return
+    run["tile"] = tile_value
     if cluster is not None:
         _segment_on_cluster(model, pairs, cluster, run, overwrite, quiet)
         return
@@ -116,7 +140,7 @@ def segment_file(seg: Any, src: Path, dst: Path, run: dict, overwrite: bool) -> 
     run = dict(run)
     axes, channel = run.pop("axes"), run.pop("channel")
     diameter, tta = run.pop("diameter"), run.pop("tta")
-    options = run
+    options = {k: v for k, v in run.items() if k != "tile" or v != "auto"}
     data, meta = io.read(src, axes=axes)
     stack = meta.axes == "ZYX"
     image = np.asarray(data) if stack else _plane(np.asarray(data), meta.axes, channel, src)
@@ -176,6 +200,60 @@ def _segment_on_cluster(
             line = dist.replay(result)
         if not quiet:
             out.print(line)
+
+
+def _segment_tiles(
+    model: str,
+    src: Path,
+    dst: Path,
+    cluster: str,
+    run: dict,
+    overwrite: bool,
+    resume: bool,
+    quiet: bool,
+) -> None:
+    """One image into a .zarr label image, its tiles as tasks
+    (:func:`abbe.predict.distributed.segment_tiles`)."""
+    from abbe import io
+    from abbe.cli.cluster import cluster_client
+    from abbe.predict import distributed as dist
+
+    ref = dist.model_ref(model, loader="abbe.segment:Segmenter.load")
+    _, in_meta = io.read(src, axes=run["axes"], lazy=True)
+    kept = io.Meta("YX", pixel_size_nm=in_meta.pixel_size_nm)
+    with reported_warnings(src) as caveats, cluster_client(cluster, quiet=quiet) as client:
+        done = dist.segment_tiles(
+            client,
+            ref,
+            src,
+            dst,
+            axes=run["axes"],
+            channel=run["channel"],
+            meta=kept,
+            diameter=run["diameter"],
+            tile=run["tile"],
+            tta=run["tta"],
+            memory_mb=run["memory_mb"],
+            device=run["device"],
+            overwrite=overwrite,
+            resume=resume,
+            quiet=quiet,
+            extra=lambda size: {
+                "units": "labels",
+                "nuclei": size.as_dict(in_meta.pixel_size_nm),
+                "warnings": caveats,
+            },
+        )
+    if quiet:
+        return
+    if not done.tiles:
+        out.print(f"{src} → {dst}: done before")
+        return
+    size = done.size.describe(in_meta.pixel_size_nm)
+    out.print(
+        f"{src} → {dst}: {done.nuclei} nuclei ({done.computed} of {done.tiles} tiles, "
+        f"{done.merged} pieces joined across tile borders); {size}"
+    )
 
 
 def _segment_with_package(

@@ -11,6 +11,9 @@ abbe installed and the files on a shared path). Three kinds of tasks:
   whole image's normalization range) and writes its cores into a disjoint region of the output
   Zarr, whose chunks are the tile cores, so no two tasks touch one chunk. Finished tiles are
   recorded in a JSON manifest beside the store (written atomically), which ``--resume`` reads;
+- **one huge image segmented** (:func:`segment_tiles`): tiles as tasks, each labelling its tile
+  grown by a halo and writing its core with ids unique to the tile; objects cut by tile borders
+  are joined afterwards and ids made consecutive chunk by chunk (:mod:`abbe.predict.labels`);
 - **frame chunks** of an SMLM stack: tables returned and concatenated in frame order.
 
 A worker that dies has its tasks rescheduled by Dask; every write is idempotent (a region or a
@@ -31,6 +34,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from abbe.errors import AbbeWarning, ConfigError, InputError, OutputExistsError
 
@@ -516,3 +521,301 @@ def _restore_tile_task(
     with only_tiles(tiles), _local_dask("synchronous"):
         model.predict(data, meta.axes, out=out, threads=1, warn=False, **options)
     return tiles
+
+
+# ------------------------------------------------------------------ one huge image: labels
+@dataclass(frozen=True)
+class SegmentRun:
+    """The result of :func:`segment_tiles`: tiles in the plan, computed now, skipped (resumed),
+    the nuclei found (None while unfinished), the size segmented at, and pieces joined."""
+
+    tiles: int
+    computed: int
+    skipped: int
+    nuclei: int | None
+    size: Any = None
+    merged: int = 0
+
+
+#: The largest part of a plane the client reads to measure the nuclei's size (its centre).
+SIZE_CROP = 2048
+
+
+def segment_tiles(
+    client: Any,
+    ref: ModelRef,
+    source: Path,
+    target: Path,
+    *,
+    axes: str | None,
+    channel: int = 0,
+    meta: Any,
+    diameter: float | None = None,
+    tile: int | str | None = "auto",
+    tta: bool = False,
+    memory_mb: float = 1024,
+    device: str = "cpu",
+    overwrite: bool = False,
+    resume: bool = False,
+    quiet: bool = False,
+    flush_seconds: float = 2.0,
+    only: Sequence[int] | None = None,
+    extra: Callable[[Any], dict[str, Any]] | None = None,
+) -> SegmentRun:
+    """Segment one 2D image into an OME-Zarr label image ``target``, its tiles as tasks.
+
+    Each task labels its tile's core grown by a halo (the network's context plus two nucleus
+    diameters), as :meth:`Segmenter.predict` does the whole image (same zoom, same intensity
+    levels, same watershed and joining), keeps its core with ids unique to the tile and writes
+    it into its own chunks of the store; it records what the merge needs beside the store
+    (:class:`abbe.predict.labels.TileLabels`). A final step on this client joins objects cut
+    by tile borders, drops faint objects with the whole image's statistics and writes
+    consecutive ids chunk by chunk (:mod:`abbe.predict.labels`). At zoom 1 the labels equal a
+    one-process run's up to their numbering; at another zoom each tile is resampled on its own
+    grid, so labels may differ from one process by a pixel along their outlines.
+
+    The nuclei's size is measured (unless ``diameter`` is given) on the central
+    ``SIZE_CROP``² of the image and the intensity levels on a subsample of at most 4 M pixels,
+    both here (the size's warnings are raised here). Finished tiles are recorded in the resume
+    manifest as for :func:`restore_tiles`; with ``only`` just those tiles are computed and the
+    run is left unfinished (``resume`` finishes it). ``extra(size)`` gives the metadata kept
+    with the labels (``abbe`` attributes of the store), from the nucleus size used.
+    """
+    import zarr
+
+    from abbe import io
+    from abbe.io.atomic import commit
+    from abbe.io.zarr import create_level0, finish_ome_zarr
+    from abbe.predict import labels as lab
+    from abbe.predict.tiling import _round_up, plan_tiles
+
+    seg = worker_model(ref)  # the client's own copy: plan, size, levels
+    if not hasattr(seg, "instances"):
+        raise InputError("tiles on a cluster need an abbe segmentation model", ref.source)
+    check_tile_output(target, overwrite=overwrite, resume=resume)
+    work, manifest = partial_paths(target)
+    if target.exists() and resume:
+        return SegmentRun(tiles=0, computed=0, skipped=0, nuclei=None)
+    data, in_meta = io.read(source, axes=axes, lazy=True)
+    plane = _lazy_plane(data, in_meta.axes, channel, source)
+    shape = tuple(int(n) for n in plane.shape)
+    with _local_dask():
+        crop = tuple(slice(max(0, (n - SIZE_CROP) // 2), (n - SIZE_CROP) // 2 + SIZE_CROP)
+                     for n in shape)  # fmt: skip
+        size = seg.nucleus_size(np.asarray(plane[crop], dtype=np.float32), diameter)
+        zoom = size.zoom
+        levels = _segment_levels(plane, zoom, seg.config.percentiles)
+    net = seg.network_config
+    m = max(net.multiple)
+    core_edge = seg.tile_shape(shape, tile, memory_mb) or tuple(_round_up(n, m) for n in shape)
+    # Context: the network's reach (in image pixels) and two nucleus diameters, so that the
+    # watershed basins of objects on a core's edge lie within the tile; a multiple of the
+    # network's, so that at zoom 1 the tile's pooling grid is the whole image's; plus one
+    # multiple, the band a rescaled tile may start later (on the multiple) than its edge.
+    reach = net.receptive_radius / zoom + 4 * size.radius_px + (m if abs(zoom - 1) > 0.05 else 0)
+    halo = _round_up(int(np.ceil(reach)) + 1, m)
+    _, plan = plan_tiles(shape, tile=core_edge, margin=(halo, halo), multiple=(m, m))
+    cores = [t.core for t in plan]
+    bound = max((c[0].stop - c[0].start) * (c[1].stop - c[1].start) for c in cores)
+    if len(plan) * bound >= 2**32:
+        raise InputError(
+            f"{len(plan)} tiles of up to {bound} labels do not fit 32-bit label ids", source
+        )
+    chunk = (cores[0][0].stop - cores[0][0].start, cores[0][1].stop - cores[0][1].start)
+    expected = {
+        "version": MANIFEST_VERSION,
+        "kind": "segment",
+        "source": str(Path(source).resolve()),
+        "model": ref.digest,
+        "shape": list(shape),
+        "tile": list(chunk),
+        "halo": halo,
+        "zoom": zoom,
+        "levels": list(levels),
+        "channel": channel,
+        "tta": tta,
+    }
+    records = work / "tiles"
+    done: set[int] = set()
+    if resume and manifest.exists() and work.exists():
+        done = _read_manifest(manifest, expected)
+    else:
+        for stale in (work, manifest):
+            if stale.exists():
+                _remove(stale)
+        create_level0(work, shape, "uint32", io.Meta("YX"), chunks=chunk)
+        records.mkdir()
+        _write_manifest(manifest, {**expected, "done": []})
+    wanted = list(range(len(plan))) if only is None else [int(i) for i in only]
+    todo = [i for i in wanted if i not in done]
+    options = {
+        "zoom": zoom,
+        "levels": levels,
+        "tta": tta,
+        "halo": halo,
+        "bound": bound,
+        "memory_mb": memory_mb,
+        "device": device,
+    }
+    calls = [
+        (_segment_tile_task, (ref, str(source), axes, channel, str(work), i, cores[i], options), {})
+        for i in todo
+    ]
+    last = [time.monotonic()]
+
+    def record(k: int, _value: Any) -> None:
+        done.add(todo[k])
+        if time.monotonic() - last[0] > flush_seconds:
+            _write_manifest(manifest, {**expected, "done": sorted(done)})
+            last[0] = time.monotonic()
+
+    try:
+        outputs = run_tasks(client, calls, description="tiles", quiet=quiet, on_done=record)
+    finally:
+        _write_manifest(manifest, {**expected, "done": sorted(done)})
+    for output in outputs:
+        replay(output)
+    if len(done) < len(plan):  # only some tiles (``only``): left for --resume
+        return SegmentRun(len(plan), len(todo), len(wanted) - len(todo), None, size)
+    bins = lab.background_bins(levels)
+    pieces, background = lab.load_records([records / f"{i}.npz" for i in range(len(plan))])
+    merged = lab.merge_tiles(
+        pieces,
+        lab.grid_neighbours(cores),
+        bins=bins,
+        min_contrast=seg.config.min_contrast,
+        background=background,
+    )
+    # The final pass, chunk by chunk, into a fresh array (an interrupted pass is simply redone).
+    group = zarr.open_group(work, mode="r+")
+    raw = group["0"]
+    final = group.create_array("labels", shape=shape, chunks=chunk, dtype="uint32", overwrite=True)
+    for i, core in enumerate(cores):
+        final[core] = lab.relabel(raw[core], i * bound, merged.lookup[i])
+    # The final array becomes level 0; labels get no mean pyramid (one level).
+    _remove(work / "0")
+    _remove(records)
+    (work / "labels").rename(work / "0")
+    if extra is not None:
+        meta = meta.replace(extra=extra(size))
+    finish_ome_zarr(work, meta, name=target.name[: -len(".zarr")], max_levels=1)
+    if target.exists():
+        commit(work, target)
+    else:
+        work.rename(target)
+    manifest.unlink(missing_ok=True)
+    return SegmentRun(
+        len(plan), len(todo), len(wanted) - len(todo), merged.objects, size, merged.merged
+    )
+
+
+def _segment_levels(
+    plane: Any, zoom: float, percentiles: tuple[float, float]
+) -> tuple[float, float]:
+    """The intensities mapped to 0 and 1: as in one process (the percentiles of the rescaled
+    image) when the image has at most 4 M pixels, else those of a subsample of the image
+    (rescaling changes percentiles little; the image is never loaded whole)."""
+    from scipy import ndimage
+
+    from abbe.data.normalize import _subsample
+
+    if int(np.prod(plane.shape)) <= 4_000_000:
+        x = np.asarray(plane, dtype=np.float32)
+        if abs(zoom - 1) > 0.05:
+            x = ndimage.zoom(x, zoom, order=1)
+    else:
+        x = _subsample(plane, 4_000_000).astype(np.float32)
+    lo, hi = np.percentile(x, percentiles)
+    return float(lo), float(hi)
+
+
+def _lazy_plane(data: Any, axes: str, channel: int, path: Path) -> Any:
+    """The 2D nuclei plane of a lazily read image: YX as is, or one channel of CYX/YXC."""
+    if axes == "YX":
+        return data
+    for name in ("C", "S"):
+        if name in axes and len(axes) == 3 and sorted(axes) == sorted("YX" + name):
+            k = axes.index(name)
+            if channel >= data.shape[k]:
+                raise InputError(
+                    f"--channel {channel}: the image has {data.shape[k]} channels", path
+                )
+            index = [slice(None)] * 3
+            index[k] = channel
+            return data[tuple(index)]
+    raise InputError(
+        f"tiles as tasks segment one 2D image (YX, or one channel of CYX); got {axes} (a stack "
+        "is segmented one file per task: write a TIFF)",
+        path,
+    )
+
+
+def _segment_tile_task(
+    ref: ModelRef,
+    source: str,
+    axes: str | None,
+    channel: int,
+    work: str,
+    index: int,
+    core: tuple[slice, slice],
+    options: dict[str, Any],
+) -> TaskOutput:
+    """On a worker: label tile ``index`` (its core grown by the halo), write its core and its
+    record (:func:`abbe.predict.labels.tile_record`)."""
+
+    def run() -> int:
+        import zarr
+
+        from abbe import io
+        from abbe.predict import labels as lab
+
+        seg = worker_model(ref)
+        data, meta = io.read(source, axes=axes, lazy=True)
+        plane = _lazy_plane(data, meta.axes, channel, Path(source))
+        halo = options["halo"]
+        grown = tuple(
+            slice(max(0, c.start - halo), min(n, c.stop + halo))
+            for c, n in zip(core, plane.shape, strict=True)
+        )
+        window = plane[grown]
+        image = np.asarray(window.compute() if hasattr(window, "compute") else window)
+        image = image.astype(np.float32)
+        if not np.isfinite(image).all():
+            raise InputError("the image holds NaN or infinite values", Path(source))
+        labels = seg.instances(
+            image,
+            zoom=options["zoom"],
+            tta=options["tta"],
+            levels=options["levels"],
+            window=(tuple(g.start for g in grown), tuple(plane.shape)),
+            memory_mb=options["memory_mb"],
+            device=options["device"],
+            threads=1,
+        )
+        inner = tuple(
+            slice(c.start - g.start, c.stop - g.start) for c, g in zip(core, grown, strict=True)
+        )
+        sides = [
+            side
+            for side, faces in (
+                ("top", core[0].start > 0),
+                ("bottom", core[0].stop < plane.shape[0]),
+                ("left", core[1].start > 0),
+                ("right", core[1].stop < plane.shape[1]),
+            )
+            if faces
+        ]
+        out, record = lab.tile_record(
+            labels,
+            inner,
+            image[inner],
+            index=index,
+            offset=index * options["bound"],
+            sides=sides,
+            bins=lab.background_bins(options["levels"]),
+        )
+        zarr.open_array(Path(work) / "0", mode="r+")[core] = out
+        record.save(Path(work) / "tiles" / f"{index}.npz")
+        return record.count
+
+    return captured(run)

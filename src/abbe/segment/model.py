@@ -459,9 +459,41 @@ class Segmenter(Model):
         if not np.isfinite(img).all():
             raise InputError("the image holds NaN or infinite values")
         zoom = scale if scale is not None else self.nucleus_size(img, diameter_px).zoom
-        work = ndimage.zoom(img, zoom, order=1) if abs(zoom - 1) > 0.05 else img
+        labels = self.instances(img, zoom=zoom, tta=tta, levels=levels, **compute)
+        return drop_faint(img, labels, self.config.min_contrast)
+
+    def instances(
+        self,
+        image: np.ndarray,
+        *,
+        zoom: float,
+        tta: bool = False,
+        levels: tuple[float, float] | None = None,
+        window: tuple[tuple[int, int], tuple[int, int]] | None = None,
+        **compute: Any,
+    ) -> np.ndarray:
+        """:meth:`predict`'s labels before faint objects are dropped (:func:`drop_faint`
+        needs the whole image's statistics, which a tile of a distributed run has not seen):
+        maps at ``zoom``, watershed, small objects dropped, convex pieces joined.
+
+        ``window`` = (origin, whole shape) says that ``image`` is the part of a larger image
+        starting at ``origin``: it is then rescaled on the whole image's grid (the pixel
+        positions :func:`scipy.ndimage.zoom` samples there) and its rescaled part starts on a
+        multiple of the network's size multiple, so a tile's maps equal the whole image's
+        away from the tile's edges.
+        """
+        img = np.asarray(image, dtype=np.float32)
+        rescale = abs(zoom - 1) > 0.05
+        if window is not None and rescale:
+            m = max(self.network_config.multiple)
+            work, grid = _zoom_part(img, window[0], window[1], zoom, m)
+        else:
+            work = ndimage.zoom(img, zoom, order=1) if rescale else img
         fg, dist = self.predict_maps(work, tta=tta, levels=levels, **compute)
-        if work is not img:
+        if window is not None and rescale:
+            fg = _unzoom_part(fg, grid, img.shape, window[0], window[1])
+            dist = _unzoom_part(dist, grid, img.shape, window[0], window[1])
+        elif work is not img:
             fg = _resize(fg, img.shape)
             dist = _resize(dist, img.shape)
         cfg = self.config
@@ -475,7 +507,7 @@ class Segmenter(Model):
         )
         if cfg.merge_solidity is not None:
             labels = merge_convex(labels, cfg.merge_solidity)
-        return drop_faint(img, labels, cfg.min_contrast)
+        return labels
 
     def predict_stack(
         self,
@@ -530,6 +562,51 @@ def _dihedral(a: np.ndarray, k: int, *, inverse: bool = False) -> np.ndarray:
         return np.ascontiguousarray(out[:, ::-1] if k >= 4 else out)
     back = a[:, ::-1] if k >= 4 else a
     return np.ascontiguousarray(np.rot90(back, -(k % 4)))
+
+
+def _zoom_part(
+    part: np.ndarray,
+    origin: tuple[int, int],
+    whole: tuple[int, int],
+    zoom: float,
+    multiple: int,
+) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
+    """``ndimage.zoom(whole_image, zoom, order=1)`` restricted to what ``part`` (at
+    ``origin`` in the whole image) covers, from a multiple of ``multiple`` on.
+
+    ``ndimage.zoom`` samples output pixel J of an axis of N pixels zoomed to M at input
+    position J·(N − 1)/(M − 1); the same positions are sampled here (linear interpolation is
+    local, so the values are the whole image's). Returns the rescaled part and, per axis,
+    (first J, M, N) for :func:`_unzoom_part`."""
+    axes_grid = []
+    coords = []
+    for o, n_part, n in zip(origin, part.shape, whole, strict=True):
+        m_out = round(n * zoom)
+        step = (n - 1) / (m_out - 1)
+        first = 0 if o == 0 else -(-int(np.ceil(o / step)) // multiple) * multiple
+        last = m_out if o + n_part == n else int(np.floor((o + n_part - 1) / step)) + 1
+        axes_grid.append((first, m_out, n))
+        coords.append(np.arange(first, last) * step - o)
+    yy, xx = np.meshgrid(*coords, indexing="ij")
+    work = ndimage.map_coordinates(part, [yy, xx], order=1, mode="nearest")
+    return work.astype(np.float32), axes_grid
+
+
+def _unzoom_part(
+    maps: np.ndarray,
+    grid: list[tuple[int, int, float]],
+    shape: tuple[int, ...],
+    origin: tuple[int, int],
+    whole: tuple[int, int],
+) -> np.ndarray:
+    """Maps of a :func:`_zoom_part` back on the part's pixels, sampled where
+    :func:`_resize` samples the whole image's maps (pixel i at J = i·(M − 1)/(N − 1))."""
+    coords = []
+    for (first, m_out, n), o, n_part in zip(grid, origin, shape, strict=True):
+        step = (m_out - 1) / (n - 1)
+        coords.append((np.arange(o, o + n_part)) * step - first)
+    yy, xx = np.meshgrid(*coords, indexing="ij")
+    return ndimage.map_coordinates(maps, [yy, xx], order=1, mode="nearest").astype(np.float32)
 
 
 def _resize(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -160,13 +160,25 @@ def drop_faint(image: np.ndarray, labels: np.ndarray, min_contrast: float) -> np
     means = np.asarray(ndimage.mean(image, labels, np.arange(1, n + 1)))
     background = float(np.median(image[labels == 0]))
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    order = np.argsort(means)
-    half = np.searchsorted(np.cumsum(areas[order]), 0.5 * areas.sum())
-    typical = float(means[order][min(half, n - 1)])
     faint = np.zeros(n + 1, bool)
-    faint[1:] = means < background + min_contrast * (typical - background)
+    faint[1:] = faint_objects(means, areas, background, min_contrast)
     out = np.where(faint[labels], 0, labels)
     return relabel_sequential(out)[0].astype(np.int32)
+
+
+def faint_objects(
+    means: np.ndarray, areas: np.ndarray, background: float, min_contrast: float
+) -> np.ndarray:
+    """:func:`drop_faint`'s rule on per-object statistics: which objects (mean intensity,
+    area in pixels) rise above the ``background`` by less than ``min_contrast`` × the typical
+    (area-weighted median) object's rise. Shared with the tiled, distributed path
+    (:mod:`abbe.predict.labels`), which sums the statistics over tiles."""
+    means = np.asarray(means, dtype=np.float64)
+    areas = np.asarray(areas)
+    order = np.argsort(means)
+    half = np.searchsorted(np.cumsum(areas[order]), 0.5 * areas.sum())
+    typical = float(means[order][min(half, means.size - 1)])
+    return means < background + min_contrast * (typical - background)
 
 
 @dataclass(frozen=True)
