@@ -161,3 +161,14 @@ def test_restore_names_outputs_after_inputs_and_turns_png_into_tiff(tmp_path):
     assert output_paths([Path("x.tif")], tmp_path / "single.tif") == [tmp_path / "single.tif"]
     with pytest.raises(Exception, match="share a file name"):
         output_paths([Path("a/x.tif"), Path("b/x.tif")], tmp_path / "out")
+
+
+def test_an_existing_zarr_store_is_one_output_not_a_folder(tmp_path):
+    """A .zarr store is a folder on disk: a rerun (--resume) must reopen it, not write inside."""
+    from pathlib import Path
+
+    from abbe.cli.restore import output_paths
+
+    store = tmp_path / "out.zarr"
+    store.mkdir()
+    assert output_paths([Path("x.tif")], store) == [store]

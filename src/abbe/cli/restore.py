@@ -24,7 +24,9 @@ _FILE_SUFFIXES = (".tif", ".tiff", ".zarr")
 def output_paths(inputs: list[Path], output: Path) -> list[Path]:
     """One output per input: ``output`` itself for one input given as a file name, else
     ``output/<input name>`` (PNG inputs become TIFF)."""
-    is_file = output.name.lower().endswith(_FILE_SUFFIXES) and not output.is_dir()
+    name = output.name.lower()
+    # A .zarr store is a folder on disk but one output (reopened by --resume, refused otherwise).
+    is_file = name.endswith(_FILE_SUFFIXES) and (name.endswith(".zarr") or not output.is_dir())
     if is_file:
         if len(inputs) > 1:
             raise InputError("several inputs need an output folder, not a file name", output)
