@@ -12,7 +12,7 @@ fields carry out-of-focus light (another specimen blurred by σ 300–1000 nm, 0
 flux), in the target as in the input, so that the model passes haze through instead of erasing
 it; targets are the same objects at 80 nm resolution (Gaussian PSF) on 50 nm pixels,
 noise-free. No real image is used, and nothing from the evaluation-only phantoms
-(:mod:`abbe.simulate.evaluation`, used by ``benchmarks/superres.py`` alone).
+(the evaluation-only phantom module, used by ``benchmarks/superres.py`` alone).
 Validation: 16 simulated fields of other seeds (loss), then SSIM against the truth on held-out
 fields of the same broad family per structure at 30 and 300 photons, for the model and for
 bilinear upsampling (``metrics.json``).

@@ -302,7 +302,7 @@ class Budget(Callback):
     ) -> None:
         if self._t0 is not None:
             self.elapsed += time.perf_counter() - self._t0
-        if self.cfg.max_time_s and trainer.world_size > 1:
+        if self.cfg.max_time_s and getattr(trainer, "world_size", 1) > 1:
             # DDP: every process follows rank 0's clock, so all set the same learning rate and
             # stop at the same step (one stopping alone would leave the others waiting forever).
             self.elapsed = float(trainer.strategy.broadcast(self.elapsed, src=0))
